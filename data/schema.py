@@ -1,0 +1,365 @@
+"""Public metadata of a cohort, declared by the data owner in a TOML file.
+
+Everything here is PUBLIC: column kinds, category lists, numeric bounds, bin edges, date ranges,
+the privacy unit (patient id column), the maximum rows one patient may contribute, a public upper
+bound on the row count and the default budget. None of it may be read off the private data
+silently; `data.loaders.propose_schema` reads a proposal from data and marks it unconfirmed.
+
+Out-of-domain values are handled as the schema documents:
+- categorical: values outside `categories` are counted in an explicit "other" bucket; missing values
+  in an explicit "missing" bucket. Nothing is dropped.
+- numeric: values are clamped to [lower, upper]; missing values take the public `fill_value` when
+  one is declared, otherwise they are left out of means/quantiles and counted in a "missing" bin.
+- date: dates are clamped to [start, end]; missing dates are counted in a "missing" bin.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+DATE_UNITS = ("day", "week", "month", "quarter", "year")
+
+
+class SchemaError(ValueError):
+    """The schema itself is invalid or does not fit the table. Message names the column."""
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    name: str
+    categories: tuple[str, ...]
+    label: str = ""
+    unit: str = ""
+    description: str = ""
+    kind: Literal["categorical"] = "categorical"
+
+    @property
+    def bucket_labels(self) -> tuple[str, ...]:
+        """Release labels: declared categories, then the explicit missing and other buckets."""
+        return self.categories + ("missing", "other")
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    name: str
+    lower: float
+    upper: float
+    bin_edges: tuple[float, ...]
+    label: str = ""
+    unit: str = ""
+    description: str = ""
+    fill_value: float | None = None
+    candidates: tuple[float, ...] = ()
+    integer: bool = False
+    kind: Literal["numeric"] = "numeric"
+
+    @property
+    def quantile_candidates(self) -> tuple[float, ...]:
+        """Public candidate values for quantiles: declared, or 201 evenly spaced over the bounds."""
+        if self.candidates:
+            return self.candidates
+        step = (self.upper - self.lower) / 200
+        return tuple(self.lower + i * step for i in range(201))
+
+
+@dataclass(frozen=True)
+class DateColumn:
+    name: str
+    start: dt.date
+    end: dt.date
+    bin_unit: str = "month"
+    label: str = ""
+    description: str = ""
+    unit: str = ""
+    kind: Literal["date"] = "date"
+
+    def bin_starts(self, unit: str | None = None) -> tuple[dt.date, ...]:
+        """Public bin start dates covering [start, end] in `unit` steps."""
+        return date_bin_starts(self.start, self.end, unit or self.bin_unit)
+
+
+@dataclass(frozen=True)
+class IdColumn:
+    name: str
+    label: str = ""
+    description: str = ""
+    unit: str = ""
+    kind: Literal["id"] = "id"
+
+
+Column = Union[CategoricalColumn, NumericColumn, DateColumn, IdColumn]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Public metadata of one dataset. `privacy_unit` names the patient id column."""
+
+    dataset_id: str
+    title: str
+    privacy_unit: str
+    max_rows_per_unit: int
+    max_rows: int
+    default_budget: float
+    columns: tuple[Column, ...]
+    description: str = ""
+    source: str = ""
+    confirmed: bool = True
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        known = ", ".join(c.name for c in self.columns if c.kind != "id")
+        raise SchemaError(f"unknown column '{name}'; known columns: {known}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def of_kind(self, *kinds: str) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.kind in kinds)
+
+    def label(self, name: str) -> str:
+        c = self.column(name)
+        return c.label or c.name
+
+
+def date_bin_starts(start: dt.date, end: dt.date, unit: str) -> tuple[dt.date, ...]:
+    if unit not in DATE_UNITS:
+        raise SchemaError(f"date bin unit '{unit}' is not one of {', '.join(DATE_UNITS)}")
+    out: list[dt.date] = []
+    if unit == "day":
+        d = start
+        while d <= end:
+            out.append(d)
+            d += dt.timedelta(days=1)
+    elif unit == "week":
+        d = start - dt.timedelta(days=start.weekday())
+        while d <= end:
+            out.append(d)
+            d += dt.timedelta(days=7)
+    else:
+        months = {"month": 1, "quarter": 3, "year": 12}[unit]
+        m0 = start.month - 1
+        if unit == "quarter":
+            m0 -= m0 % 3
+        if unit == "year":
+            m0 = 0
+        y, m = start.year, m0
+        while dt.date(y, m + 1, 1) <= end:
+            out.append(dt.date(y, m + 1, 1))
+            m += months
+            y, m = y + m // 12, m % 12
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------------- validation
+def _finite(x: Any, what: str) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise SchemaError(f"{what} must be a number, got {x!r}") from None
+    if not math.isfinite(v):
+        raise SchemaError(f"{what} must be finite, got {x!r}")
+    return v
+
+
+def _date(x: Any, what: str) -> dt.date:
+    if isinstance(x, dt.datetime):
+        return x.date()
+    if isinstance(x, dt.date):
+        return x
+    try:
+        return dt.date.fromisoformat(str(x))
+    except ValueError:
+        raise SchemaError(f"{what} must be a date like 2024-01-31, got {x!r}") from None
+
+
+def validate_column(c: Column) -> Column:
+    """Check one column's public metadata; raise SchemaError with a specific message."""
+    if not c.name or not str(c.name).strip():
+        raise SchemaError("a column has an empty name")
+    if isinstance(c, CategoricalColumn):
+        if len(c.categories) == 0:
+            raise SchemaError(f"column '{c.name}': empty category list")
+        if len(set(c.categories)) != len(c.categories):
+            raise SchemaError(f"column '{c.name}': duplicate categories in the category list")
+        if any(k in ("missing", "other") for k in c.categories):
+            raise SchemaError(f"column '{c.name}': 'missing' and 'other' are reserved bucket names")
+    elif isinstance(c, NumericColumn):
+        lo = _finite(c.lower, f"column '{c.name}': lower bound")
+        hi = _finite(c.upper, f"column '{c.name}': upper bound")
+        if not lo < hi:
+            raise SchemaError(f"column '{c.name}': bounds reversed or empty (lower {lo} >= upper {hi})")
+        edges = [_finite(e, f"column '{c.name}': bin edge") for e in c.bin_edges]
+        if len(edges) < 2:
+            raise SchemaError(f"column '{c.name}': at least two bin edges are needed")
+        if any(b <= a for a, b in zip(edges, edges[1:])):
+            raise SchemaError(f"column '{c.name}': bin edges must be strictly increasing")
+        if edges[0] < lo or edges[-1] > hi:
+            raise SchemaError(
+                f"column '{c.name}': bin edges outside the bounds [{lo:g}, {hi:g}] "
+                f"(edges run {edges[0]:g} to {edges[-1]:g})")
+        if c.fill_value is not None:
+            fv = _finite(c.fill_value, f"column '{c.name}': fill value")
+            if not lo <= fv <= hi:
+                raise SchemaError(f"column '{c.name}': fill value {fv:g} outside the bounds")
+        for v in c.candidates:
+            if not lo <= _finite(v, f"column '{c.name}': candidate") <= hi:
+                raise SchemaError(f"column '{c.name}': quantile candidate {v} outside the bounds")
+    elif isinstance(c, DateColumn):
+        if c.start > c.end:
+            raise SchemaError(f"column '{c.name}': date range reversed ({c.start} after {c.end})")
+        if c.bin_unit not in DATE_UNITS:
+            raise SchemaError(f"column '{c.name}': bin unit '{c.bin_unit}' not one of {DATE_UNITS}")
+    return c
+
+
+def validate_schema(s: Schema) -> Schema:
+    names = [c.name for c in s.columns]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise SchemaError(f"duplicate column names in schema: {', '.join(sorted(dup))}")
+    if not s.dataset_id or not s.dataset_id.replace("-", "").replace("_", "").isalnum():
+        raise SchemaError(f"dataset id '{s.dataset_id}' must be letters, digits, '-' or '_'")
+    if s.privacy_unit not in names:
+        raise SchemaError(f"privacy unit '{s.privacy_unit}' is not a column of the schema")
+    if s.column(s.privacy_unit).kind != "id":
+        raise SchemaError(f"privacy unit '{s.privacy_unit}' must be declared with kind = \"id\"")
+    if not isinstance(s.max_rows_per_unit, int) or s.max_rows_per_unit < 1:
+        raise SchemaError("max_rows_per_unit must be a positive integer")
+    if not isinstance(s.max_rows, int) or s.max_rows < 1:
+        raise SchemaError("max_rows (public upper bound on the row count) must be a positive integer")
+    b = _finite(s.default_budget, "default_budget")
+    if b <= 0:
+        raise SchemaError("default_budget must be positive")
+    for c in s.columns:
+        validate_column(c)
+    return s
+
+
+# ----------------------------------------------------------------------------------------- TOML
+def schema_from_dict(d: dict[str, Any]) -> Schema:
+    """Build and validate a Schema from the parsed TOML layout (see data/cohorts/*.toml)."""
+    ds = d.get("dataset")
+    if not isinstance(ds, dict):
+        raise SchemaError("schema has no [dataset] table")
+    cols_in = d.get("columns")
+    if not isinstance(cols_in, dict) or not cols_in:
+        raise SchemaError("schema has no [columns.*] tables")
+    cols: list[Column] = []
+    for name, spec in cols_in.items():
+        if not isinstance(spec, dict):
+            raise SchemaError(f"column '{name}': expected a table")
+        kind = spec.get("kind")
+        common = dict(name=name, label=str(spec.get("label", "")), description=str(spec.get("description", "")),
+                      unit=str(spec.get("unit", "")))
+        if kind == "categorical":
+            cats = spec.get("categories")
+            if not isinstance(cats, list):
+                raise SchemaError(f"column '{name}': categorical needs a 'categories' list")
+            cols.append(CategoricalColumn(categories=tuple(_category_str(v) for v in cats), **common))
+        elif kind == "numeric":
+            if "lower" not in spec or "upper" not in spec:
+                raise SchemaError(f"column '{name}': numeric needs public 'lower' and 'upper' bounds")
+            lo = _finite(spec["lower"], f"column '{name}': lower bound")
+            hi = _finite(spec["upper"], f"column '{name}': upper bound")
+            edges = spec.get("bin_edges")
+            if edges is None:
+                nb = int(spec.get("bins", 10))
+                edges = [lo + (hi - lo) * i / nb for i in range(nb + 1)] if hi > lo else [lo, hi]
+            cols.append(NumericColumn(
+                lower=lo, upper=hi, bin_edges=tuple(float(e) for e in edges),
+                fill_value=spec.get("fill_value"), candidates=tuple(float(v) for v in spec.get("candidates", [])),
+                integer=bool(spec.get("integer", False)), **common))
+        elif kind == "date":
+            if "start" not in spec or "end" not in spec:
+                raise SchemaError(f"column '{name}': date needs a public 'start' and 'end'")
+            cols.append(DateColumn(start=_date(spec["start"], f"column '{name}': start"),
+                                   end=_date(spec["end"], f"column '{name}': end"),
+                                   bin_unit=str(spec.get("bin_unit", "month")), **common))
+        elif kind == "id":
+            cols.append(IdColumn(**common))
+        else:
+            raise SchemaError(f"column '{name}': kind must be categorical, numeric, date or id, got {kind!r}")
+    try:
+        s = Schema(
+            dataset_id=str(ds.get("id", "")),
+            title=str(ds.get("title", ds.get("id", ""))),
+            privacy_unit=str(ds.get("privacy_unit", "")),
+            max_rows_per_unit=ds.get("max_rows_per_unit", 1),
+            max_rows=ds.get("max_rows", 0),
+            default_budget=ds.get("default_budget", 1.0),
+            columns=tuple(cols),
+            description=str(ds.get("description", "")),
+            source=str(ds.get("source", "")),
+            confirmed=bool(ds.get("confirmed", True)),
+        )
+    except TypeError as e:  # pragma: no cover - defensive
+        raise SchemaError(str(e)) from None
+    return validate_schema(s)
+
+
+def _category_str(v: Any) -> str:
+    """Categories are compared as strings; 7.0 and 7 both become '7'."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def load_schema(path: str | Path) -> Schema:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemaError(f"schema file not found: {p}") from None
+    except UnicodeDecodeError as e:
+        raise SchemaError(f"schema file {p} is not UTF-8 (byte {e.start})") from None
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SchemaError(f"schema file {p} is not valid TOML: {e}") from None
+    return schema_from_dict(d)
+
+
+def schema_to_toml(s: Schema) -> str:
+    """Serialise a schema to the TOML layout `load_schema` reads."""
+    def q(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(q(x) for x in v) + "]"
+        if isinstance(v, dt.date):
+            return v.isoformat()
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    lines = ["[dataset]"]
+    for k, v in [("id", s.dataset_id), ("title", s.title), ("description", s.description),
+                 ("source", s.source), ("privacy_unit", s.privacy_unit),
+                 ("max_rows_per_unit", s.max_rows_per_unit), ("max_rows", s.max_rows),
+                 ("default_budget", s.default_budget), ("confirmed", s.confirmed)]:
+        lines.append(f"{k} = {q(v)}")
+    for c in s.columns:
+        lines += ["", f"[columns.{q(c.name)}]", f"kind = {q(c.kind)}"]
+        for k in ("label", "unit", "description"):
+            if getattr(c, k):
+                lines.append(f"{k} = {q(getattr(c, k))}")
+        if isinstance(c, CategoricalColumn):
+            lines.append(f"categories = {q(list(c.categories))}")
+        elif isinstance(c, NumericColumn):
+            lines += [f"lower = {q(c.lower)}", f"upper = {q(c.upper)}", f"bin_edges = {q(list(c.bin_edges))}"]
+            if c.fill_value is not None:
+                lines.append(f"fill_value = {q(float(c.fill_value))}")
+            if c.candidates:
+                lines.append(f"candidates = {q(list(c.candidates))}")
+            if c.integer:
+                lines.append("integer = true")
+        elif isinstance(c, DateColumn):
+            lines += [f"start = {q(c.start)}", f"end = {q(c.end)}", f"bin_unit = {q(c.bin_unit)}"]
+    return "\n".join(lines) + "\n"

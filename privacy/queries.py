@@ -1,0 +1,271 @@
+"""Query specs: small immutable, hashable, JSON-serialisable descriptions of one statistic.
+
+A spec names only public things: column names, a public category to restrict to, quantile levels,
+and optional public bin edges. It holds no data and no epsilon; `release` pairs it with a cost.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Union
+
+from data.schema import CategoricalColumn, DateColumn, NumericColumn, Schema, SchemaError, DATE_UNITS
+
+MECHANISMS = ("laplace", "gaussian")
+EPSILON_MIN, EPSILON_MAX = 1e-3, 100.0
+
+
+class QueryError(ValueError):
+    """A query spec or its parameters are invalid for the schema (specific message)."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """Restrict to rows where categorical `column` equals the public category `value`."""
+
+    column: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.column}={self.value}"
+
+
+@dataclass(frozen=True)
+class _Query:
+    stat: ClassVar[str] = ""
+    where: Where | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"stat": self.stat}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Where):
+                v = {"column": v.column, "value": v.value}
+            elif isinstance(v, tuple):
+                v = list(v)
+            d[f.name] = v
+        return d
+
+    def key(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def describe(self, schema: Schema | None = None) -> str:
+        lab = (lambda c: schema.label(c)) if schema else (lambda c: c)
+        text = self._describe(lab)
+        if self.where:
+            text += f" among {lab(self.where.column)} = {self.where.value}"
+        return text
+
+    def _describe(self, lab) -> str:  # pragma: no cover - overridden
+        return self.stat
+
+
+@dataclass(frozen=True)
+class CountQuery(_Query):
+    stat: ClassVar[str] = "count"
+
+    def _describe(self, lab) -> str:
+        return "Number of rows"
+
+
+@dataclass(frozen=True)
+class HistogramQuery(_Query):
+    """Counts per category (categorical) or per public bin (numeric edges / date unit)."""
+
+    stat: ClassVar[str] = "histogram"
+    column: str = ""
+    bin_edges: tuple[float, ...] | None = None   # numeric: public edges, None = schema default
+    date_unit: str | None = None                  # date: day/week/month/quarter/year
+
+    def _describe(self, lab) -> str:
+        return f"Distribution of {lab(self.column)}"
+
+
+@dataclass(frozen=True)
+class MeanQuery(_Query):
+    stat: ClassVar[str] = "mean"
+    column: str = ""
+
+    def _describe(self, lab) -> str:
+        return f"Mean {lab(self.column)}"
+
+
+@dataclass(frozen=True)
+class QuantileQuery(_Query):
+    """Quantile over the schema's public candidate values (q=0.5 is the median)."""
+
+    stat: ClassVar[str] = "quantile"
+    column: str = ""
+    q: float = 0.5
+
+    def _describe(self, lab) -> str:
+        name = "Median" if self.q == 0.5 else f"{self.q:.0%} quantile"
+        return f"{name} {lab(self.column)}"
+
+
+@dataclass(frozen=True)
+class GroupedMeanQuery(_Query):
+    """Mean of numeric `column` per public category of `by` (with counts)."""
+
+    stat: ClassVar[str] = "grouped-mean"
+    column: str = ""
+    by: str = ""
+
+    def _describe(self, lab) -> str:
+        return f"Mean {lab(self.column)} by {lab(self.by)}"
+
+
+@dataclass(frozen=True)
+class CrossTabQuery(_Query):
+    """Counts for every pair of public categories of two categorical columns."""
+
+    stat: ClassVar[str] = "crosstab"
+    column: str = ""
+    by: str = ""
+
+    def _describe(self, lab) -> str:
+        return f"{lab(self.column)} by {lab(self.by)}"
+
+
+Query = Union[CountQuery, HistogramQuery, MeanQuery, QuantileQuery, GroupedMeanQuery, CrossTabQuery]
+QUERY_TYPES: dict[str, type] = {c.stat: c for c in
+                                (CountQuery, HistogramQuery, MeanQuery, QuantileQuery, GroupedMeanQuery, CrossTabQuery)}
+STATS = tuple(QUERY_TYPES)
+
+
+def query_from_dict(d: dict[str, Any]) -> Query:
+    d = dict(d)
+    stat = d.pop("stat", None)
+    if stat not in QUERY_TYPES:
+        raise QueryError(f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}")
+    cls = QUERY_TYPES[stat]
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise QueryError(f"unknown field(s) for {stat}: {', '.join(sorted(unknown))}")
+    w = d.get("where")
+    if isinstance(w, dict):
+        d["where"] = Where(str(w["column"]), str(w["value"]))
+    if d.get("bin_edges") is not None:
+        d["bin_edges"] = tuple(float(x) for x in d["bin_edges"])
+    return cls(**d)
+
+
+def make_query(stat: str, column: str | None = None, by: str | None = None, where: str | Where | None = None,
+               q: float | None = None, bin_edges=None, date_unit: str | None = None) -> Query:
+    """Build a query from loose parameters (CLI/UI). `where` may be 'column=value'."""
+    if isinstance(where, str):
+        if "=" not in where:
+            raise QueryError(f"--where must look like COLUMN=VALUE, got {where!r}")
+        c, v = where.split("=", 1)
+        where = Where(c.strip(), v.strip())
+    if stat not in QUERY_TYPES:
+        raise QueryError(f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}")
+    if stat == "count":
+        return CountQuery(where=where)
+    if not column:
+        raise QueryError(f"statistic '{stat}' needs a column")
+    if stat == "histogram":
+        return HistogramQuery(where=where, column=column,
+                              bin_edges=tuple(float(x) for x in bin_edges) if bin_edges else None,
+                              date_unit=date_unit)
+    if stat == "mean":
+        return MeanQuery(where=where, column=column)
+    if stat == "quantile":
+        return QuantileQuery(where=where, column=column, q=0.5 if q is None else float(q))
+    if not by:
+        raise QueryError(f"statistic '{stat}' needs a second column (--by)")
+    if stat == "grouped-mean":
+        return GroupedMeanQuery(where=where, column=column, by=by)
+    return CrossTabQuery(where=where, column=column, by=by)
+
+
+def validate_epsilon(epsilon: Any) -> float:
+    """Epsilon must be a finite number in [EPSILON_MIN, EPSILON_MAX]."""
+    try:
+        e = float(epsilon)
+    except (TypeError, ValueError):
+        raise QueryError(f"epsilon must be a number, got {epsilon!r}") from None
+    if math.isnan(e):
+        raise QueryError("epsilon must be a number, got NaN")
+    if math.isinf(e):
+        raise QueryError("epsilon must be finite")
+    if e <= 0:
+        raise QueryError(f"epsilon must be positive, got {e:g}")
+    if e < EPSILON_MIN or e > EPSILON_MAX:
+        raise QueryError(f"epsilon {e:g} is outside the allowed range {EPSILON_MIN:g} to {EPSILON_MAX:g}")
+    return e
+
+
+def validate_mechanism(mechanism: str) -> str:
+    if mechanism not in MECHANISMS:
+        raise QueryError(f"mechanism must be one of {', '.join(MECHANISMS)}, got {mechanism!r}")
+    return mechanism
+
+
+def _need(schema: Schema, name: str, kinds: tuple[str, ...], role: str):
+    try:
+        col = schema.column(name)
+    except SchemaError as e:
+        raise QueryError(str(e)) from None
+    if col.kind not in kinds:
+        raise QueryError(f"{role} '{name}' is {col.kind}; it must be {' or '.join(kinds)}")
+    return col
+
+
+def validate_query(query: Query, schema: Schema) -> Query:
+    """Check a query against the public schema. Raises QueryError with a specific message."""
+    if not isinstance(query, tuple(QUERY_TYPES.values())):
+        raise QueryError(f"not a query spec: {query!r}")
+    if query.where is not None:
+        col = _need(schema, query.where.column, ("categorical",), "restriction column")
+        assert isinstance(col, CategoricalColumn)
+        if query.where.value not in col.bucket_labels:
+            raise QueryError(f"'{query.where.value}' is not a category of '{col.name}' "
+                             f"(one of: {', '.join(col.bucket_labels)})")
+    if isinstance(query, HistogramQuery):
+        col = _need(schema, query.column, ("categorical", "numeric", "date"), "histogram column")
+        if query.bin_edges is not None:
+            if not isinstance(col, NumericColumn):
+                raise QueryError("bin edges apply only to numeric columns")
+            e = query.bin_edges
+            if len(e) < 2 or any(not math.isfinite(x) for x in e) or any(b <= a for a, b in zip(e, e[1:])):
+                raise QueryError("bin edges must be at least two finite, strictly increasing numbers")
+            if e[0] < col.lower or e[-1] > col.upper:
+                raise QueryError(f"bin edges outside the public bounds [{col.lower:g}, {col.upper:g}] of '{col.name}'")
+            if len(e) > 1001:
+                raise QueryError("at most 1000 bins")
+        if query.date_unit is not None:
+            if not isinstance(col, DateColumn):
+                raise QueryError("a date unit applies only to date columns")
+            if query.date_unit not in DATE_UNITS:
+                raise QueryError(f"date unit must be one of {', '.join(DATE_UNITS)}")
+    elif isinstance(query, (MeanQuery, QuantileQuery)):
+        _need(schema, query.column, ("numeric",), "column")
+        if isinstance(query, QuantileQuery):
+            try:
+                q = float(query.q)
+            except (TypeError, ValueError):
+                raise QueryError(f"quantile level must be a number, got {query.q!r}") from None
+            if not (0.0 < q < 1.0):
+                raise QueryError(f"quantile level must be strictly between 0 and 1, got {query.q!r}")
+    elif isinstance(query, GroupedMeanQuery):
+        _need(schema, query.column, ("numeric",), "column")
+        _need(schema, query.by, ("categorical",), "group-by column")
+    elif isinstance(query, CrossTabQuery):
+        _need(schema, query.column, ("categorical",), "column")
+        _need(schema, query.by, ("categorical",), "second column")
+        if query.column == query.by:
+            raise QueryError("a 2-D count needs two different columns")
+    return query
+
+
+def release_key(dataset_id: str, analyst: str, query: Query, epsilon: float, mechanism: str,
+                delta: float = 0.0) -> str:
+    """Identity of a release: identical key -> the stored release is returned, never fresh noise."""
+    payload = json.dumps({"dataset": dataset_id, "analyst": analyst, "query": query.to_dict(),
+                          "epsilon": repr(float(epsilon)), "mechanism": mechanism, "delta": repr(float(delta))},
+                         sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
