@@ -85,6 +85,15 @@ class PreparedCohort:
 
 def _encode_categorical(s: pd.Series, col: CategoricalColumn, rep: PreparationReport) -> np.ndarray:
     k = len(col.categories)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        # Fast path (no per-row strings): translate the few dtype categories, then gather by code.
+        lookup = {c: i for i, c in enumerate(col.categories)}
+        table = np.array([lookup.get(_category_str(v), k + 1) for v in s.dtype.categories] + [k],
+                         dtype=np.int32)                       # code -1 (missing) -> last entry
+        codes = table[np.asarray(s.cat.codes)]
+        rep.missing[col.name] = int((codes == k).sum())
+        rep.other[col.name] = int((codes == k + 1).sum())
+        return codes
     missing = s.isna().to_numpy()
     if s.dtype.kind == "f":
         as_str = s.map(lambda v: _category_str(v) if pd.notna(v) else None)

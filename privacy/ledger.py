@@ -280,6 +280,10 @@ class BudgetLedger:
                 problems.append(f"row {row['seq']}: content does not match its hash (edited)")
             prev = row["hash"]
             expected_seq = row["seq"] + 1
+        # Deleting the LAST rows leaves an intact chain; AUTOINCREMENT's high-water mark remembers them.
+        top = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='ledger'").fetchone()
+        if top is not None and top[0] >= expected_seq:
+            problems.append(f"rows {expected_seq} to {top[0]}: missing at the end (rows deleted)")
         return problems
 
     def close(self) -> None:

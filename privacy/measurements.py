@@ -228,15 +228,21 @@ def _histogram_plan(q: HistogramQuery, schema, epsilon, mechanism, delta) -> Pla
                         lambda c: _histogram_codes(c, q))
 
 
+def _axis(schema: Schema, name: str) -> HistogramQuery:
+    """A crosstab axis is binned like a histogram: categories, public numeric bins or date bins."""
+    return HistogramQuery(column=name)
+
+
 def _crosstab_plan(q: CrossTabQuery, schema, epsilon, mechanism, delta) -> Plan:
-    a, b = schema.column(q.column), schema.column(q.by)
-    la, lb = list(a.bucket_labels), list(b.bucket_labels)
+    """2-D counts of (column, by); each axis categorical, numeric (public bins) or date (public unit)."""
+    ha, hb = _axis(schema, q.column), _axis(schema, q.by)
+    la, lb = _hist_labels(schema, ha), _hist_labels(schema, hb)
     nb = len(lb)
 
     def codes(cohort: PreparedCohort) -> np.ndarray:
         key = ("xtab", q.column, q.by)
         if key not in cohort._cache:
-            cohort._cache[key] = (cohort.codes[q.column] * nb + cohort.codes[q.by]).astype(np.int32)
+            cohort._cache[key] = (_histogram_codes(cohort, ha) * nb + _histogram_codes(cohort, hb)).astype(np.int32)
         return cohort._cache[key]
 
     labels = [f"{x} | {y}" for x in la for y in lb]

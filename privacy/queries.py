@@ -119,7 +119,7 @@ class GroupedMeanQuery(_Query):
 
 @dataclass(frozen=True)
 class CrossTabQuery(_Query):
-    """Counts for every pair of public categories of two categorical columns."""
+    """Counts for every pair of public buckets of two columns (categories, numeric bins, date bins)."""
 
     stat: ClassVar[str] = "crosstab"
     column: str = ""
@@ -255,8 +255,8 @@ def validate_query(query: Query, schema: Schema) -> Query:
         _need(schema, query.column, ("numeric",), "column")
         _need(schema, query.by, ("categorical",), "group-by column")
     elif isinstance(query, CrossTabQuery):
-        _need(schema, query.column, ("categorical",), "column")
-        _need(schema, query.by, ("categorical",), "second column")
+        _need(schema, query.column, ("categorical", "numeric", "date"), "column")
+        _need(schema, query.by, ("categorical", "numeric", "date"), "second column")
         if query.column == query.by:
             raise QueryError("a 2-D count needs two different columns")
     return query

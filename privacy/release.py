@@ -15,9 +15,27 @@ from data.prepare import PreparedCohort
 from privacy.calibrate import DEFAULT_DELTA
 from privacy.ledger import BudgetLedger, Reservation
 from privacy.measurements import Plan, build_plan
-from privacy.queries import Query, query_from_dict, release_key
+from privacy.queries import (Query, QueryError, query_from_dict, release_key, validate_epsilon,
+                             validate_mechanism)
 
 ALPHA = 0.05
+MAX_DELTA = 1e-5  # Gaussian releases: delta must be tiny; delta 1 would be no privacy at all
+
+
+def _checked(epsilon: Any, mechanism: Any, delta: Any) -> tuple[float, str, float]:
+    """Validate epsilon, mechanism and delta BEFORE build_plan (whose cache needs hashable
+    arguments): bad values raise QueryError, never TypeError or an OpenDP error."""
+    epsilon = validate_epsilon(epsilon)
+    mechanism = validate_mechanism(mechanism)
+    if mechanism != "gaussian":
+        return epsilon, mechanism, DEFAULT_DELTA  # ignored: Laplace plans cost delta 0
+    try:
+        d = float(delta)
+    except (TypeError, ValueError):
+        raise QueryError(f"delta must be a number, got {delta!r}") from None
+    if not 0.0 < d <= MAX_DELTA:  # also false for NaN
+        raise QueryError(f"delta must be above 0 and at most {MAX_DELTA:g} for Gaussian releases, got {delta!r}")
+    return epsilon, mechanism, d
 
 
 class ReleaseError(RuntimeError):
@@ -88,6 +106,7 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
     LedgerError (ledger unusable, nothing charged) or ReleaseError (charged, invocation failed).
     """
     schema = cohort.schema
+    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, schema, epsilon, mechanism, delta)
     key = release_key(schema.dataset_id, analyst, query, plan.epsilon, plan.mechanism, plan.delta)
     got = ledger.reserve(dataset=schema.dataset_id, analyst=analyst, release_key=key, epsilon=plan.cost[0],
@@ -122,6 +141,7 @@ class Preview:
 
 def preview(query: Query, schema, epsilon: float, mechanism: str = "laplace", delta: float = DEFAULT_DELTA,
             alpha: float = ALPHA) -> Preview:
+    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, schema, epsilon, mechanism, delta)
     e = plan.expected_error(alpha)
     return Preview(plan.cost[0], plan.cost[1], plan.mechanism, float(e.get("halfwidth", float("nan"))),

@@ -71,3 +71,59 @@ def simulate(query: Query, cohort: PreparedCohort, epsilon: float, draws: int = 
                       np.array([o.ci_high for o in outs], dtype=float),
                       plan.cost[0], plan.cost[1], plan.mechanism, float(next(iter(plan.noise.values()))[1]),
                       {k: {"distribution": d, "scale": s} for k, (d, s) in plan.noise.items()})
+
+
+# ---------------------------------------------------------------- owner-side utility measures
+def total_variation(truth, noisy) -> float:
+    """TV distance between the true distribution and the noisy one (negatives clipped, renormalised)."""
+    t = np.clip(np.nan_to_num(np.asarray(truth, dtype=float)), 0, None)
+    n = np.clip(np.nan_to_num(np.asarray(noisy, dtype=float)), 0, None)
+    if t.sum() <= 0 or n.sum() <= 0:
+        return 1.0
+    return float(0.5 * np.abs(t / t.sum() - n / n.sum()).sum())
+
+
+def relative_error(truth, noisy) -> list[float]:
+    t, n = np.asarray(truth, dtype=float), np.asarray(noisy, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.abs(n - t) / np.abs(t)).tolist()
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    epsilon: float
+    analytic: float      # expected 95% half-width from OpenDP accuracy (nan where none exists)
+    empirical: float     # 95th percentile of |error| over simulated draws on the true data
+
+
+def tradeoff_curve(query: Query, cohort: PreparedCohort, epsilons, draws: int = 100,
+                   mechanism: str = "laplace", delta: float = DEFAULT_DELTA) -> list[TradeoffPoint]:
+    """Error against epsilon, analytic and empirical (owner only: uses the true data, spends nothing)."""
+    out = []
+    for eps in epsilons:
+        plan = build_plan(query, cohort.schema, float(eps), mechanism, delta)
+        pv = plan.expected_error(0.05)
+        sim = simulate(query, cohort, float(eps), draws, mechanism, delta)
+        analytic = float(pv.get("halfwidth", float("nan")))
+        if pv.get("kind") == "mean":  # the half-width of a mean depends on the (true) group size
+            n_true = float(np.sum(~np.isnan(plan.make_input(cohort)))) if query.stat == "mean" else float("nan")
+            a_s, a_c = pv["sum_halfwidth"], pv["count_halfwidth"]
+            analytic = a_s / (n_true - a_c) if n_true > a_c else float("nan")
+        err = np.abs(sim.errors)
+        out.append(TradeoffPoint(float(eps), analytic, float(np.nanquantile(err, 0.95))))
+    return out
+
+
+def count_error_by_size(query: Query, schema, epsilon: float, sizes, mechanism: str = "laplace",
+                        delta: float = DEFAULT_DELTA) -> list[float]:
+    """Relative 95% error of a count (or mean, per unit of range) for hypothetical cohort sizes."""
+    pv = build_plan(query, schema, float(epsilon), mechanism, delta).expected_error(0.05)
+    out = []
+    for n in sizes:
+        if pv.get("kind") == "mean":
+            a_s, a_c = pv["sum_halfwidth"], pv["count_halfwidth"]
+            col = schema.column(query.column)
+            out.append(a_s / (n - a_c) / (col.upper - col.lower) if n > a_c else float("nan"))
+        else:
+            out.append(float(pv.get("halfwidth", float("nan"))) / n)
+    return out

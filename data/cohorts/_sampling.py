@@ -7,10 +7,24 @@ so a generator is deterministic given its seed.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+
+def positive_int(value: object, what: str) -> int:
+    """`value` as an int >= 1 (ints and NumPy integers; bools, floats and strings are refused)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}") from None
+    if v < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return v
 
 
 def _thresholds(table: np.ndarray) -> np.ndarray:
@@ -77,7 +91,7 @@ def sorted_days(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.nda
 def day_weights(start: dt.date, end: dt.date) -> tuple[np.ndarray, np.ndarray]:
     """Calendar helpers for [start, end]: (weekday 0=Mon..6=Sun, day of year 1..366), int16 each."""
     days = pd.date_range(start, end, freq="D")
-    return days.weekday.to_numpy(np.int16), days.dayofyear.to_numpy(np.int16)
+    return days.day_of_week.to_numpy(np.int16), days.day_of_year.to_numpy(np.int16)
 
 
 def to_datetime(start: dt.date, day_index: np.ndarray) -> np.ndarray:

@@ -11,7 +11,8 @@ The model is a few correlated standard-normal latents:
   age_z            age (years) = 67 + 8 * age_z
   aggr = 0.3 age_z + 0.95 e1        ISUP grade group cut at the marginal quantiles (exact shares)
   stage = 0.55 aggr + 0.84 e2       clinical T stage cut at its marginal quantiles
-  log psa = log 7 + 0.33 aggr + 0.22 stage + 0.15 vol_z + 0.52 e3      (median 7 by symmetry)
+  vol_z = 0.35 age_z + 0.94 e3      prostate volume = 40 * exp(0.42 vol_z) mL (grows with age)
+  log psa = log 7 + 0.33 aggr + 0.22 stage + 0.15 vol_z + 0.52 e4      (median 7 by symmetry)
 Everything is vectorised NumPy with int8/int16/int32/float32 columns and pandas Categoricals that
 hold the schema's category strings (isup "1".."5", gleason "6".."10", ...).
 """
@@ -23,9 +24,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from data.cohorts._sampling import (categorical, day_weights, lognormal, missing_mask,
-                                    ordinal_from_latent, round_to, sample_categories,
-                                    sample_conditional, sorted_days, to_datetime)
+from data.cohorts._sampling import (categorical, day_weights, missing_mask, ordinal_from_latent,
+                                    positive_int, round_to, sample_categories, sample_conditional,
+                                    sorted_days, to_datetime)
 
 DEFAULT_ROWS = 20_000
 DEFAULT_SEED = 20261123
@@ -89,9 +90,7 @@ def generate_prostate(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.
     Rows are in order of diagnosis date with `patient_id` 1..rows. A few values are missing at
     random: ~1 % bmi, ~0.5 % pirads, ~0.3 % prostate volume (and hence PSA density).
     """
-    n = int(rows)
-    if n < 1:
-        raise ValueError(f"rows must be a positive integer, got {rows!r}")
+    n = positive_int(rows, "rows")
     rng = np.random.default_rng(seed)
     f32 = np.float32
 

@@ -16,8 +16,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from data.cohorts._sampling import (categorical, day_weights, lognormal, missing_mask, round_to,
-                                    sample_categories, sample_conditional, sorted_days, to_datetime)
+from data.cohorts._sampling import (categorical, day_weights, lognormal, missing_mask, positive_int,
+                                    round_to, sample_categories, sample_conditional, sorted_days,
+                                    to_datetime)
 
 DEFAULT_ROWS = 50_000
 DEFAULT_SEED = 20261124
@@ -124,9 +125,7 @@ def generate_radiology(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd
 
     About 0.3 % of turnaround times are missing (report not yet signed).
     """
-    n = int(rows)
-    if n < 1:
-        raise ValueError(f"rows must be a positive integer, got {rows!r}")
+    n = positive_int(rows, "rows")
     rng = np.random.default_rng(seed)
     f32 = np.float32
 

@@ -1,0 +1,83 @@
+"""Private statistics dashboard: entry point (`streamlit run dashboard/app.py`).
+
+Builds the sidebar (cohort, identity, remaining budget, mechanism) and the page navigation.
+Owner-only pages are listed only for data owners AND re-check the role themselves.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard.auth import auth_configured, current_identity, ledger_path  # noqa: E402
+from dashboard.context import Context, epsilon_words, set_context  # noqa: E402
+from dashboard.services import (DEMO_COHORT, available_cohorts, demo_rows, prepared_cohort,  # noqa: E402
+                                session_ledger, warm_up)
+from dashboard.uploads import uploaded_cohorts, load_uploaded  # noqa: E402
+
+st.set_page_config(page_title="Private cohort statistics", page_icon="🔒", layout="wide")
+
+identity = current_identity()
+if identity is None:
+    st.title("Private cohort statistics")
+    st.write("Sign in to explore cohort statistics. Every number you see is differentially private.")
+    if st.button("Sign in", key="login", type="primary"):
+        st.login()
+    st.stop()
+
+warm_up()
+
+with st.sidebar:
+    st.markdown("### 🔒 Private cohort statistics")
+    builtin = available_cohorts()
+    uploads = uploaded_cohorts()
+    names = [n for n, _ in builtin] + [f"upload:{u}" for u in uploads]
+    titles = dict(builtin) | {f"upload:{u}": f"{u} (uploaded)" for u in uploads}
+    default = names.index(DEMO_COHORT) if DEMO_COHORT in names else 0
+    cohort_name = st.selectbox("Cohort", names, index=default, format_func=lambda n: titles.get(n, n), key="cohort",
+                               help="The table you are exploring. Its public schema (categories, bounds) is fixed "
+                                    "by the data owner.")
+    try:
+        cohort = (load_uploaded(cohort_name.removeprefix("upload:")) if cohort_name.startswith("upload:")
+                  else prepared_cohort(cohort_name, demo_rows()))
+    except Exception as e:  # a broken cohort must not take the app down
+        st.error(f"Cannot open cohort '{cohort_name}': {e}")
+        st.stop()
+    role_text = "data owner" if identity.is_owner else "analyst"
+    st.markdown(f"**Working as:** {identity.name} ({role_text})")
+    if identity.mode == "local":
+        st.caption("No sign-in configured: running as the single local data owner on demo data.")
+    try:
+        ledger = session_ledger(ledger_path())
+        state = ledger.ensure_budget(cohort.schema.dataset_id, identity.name, cohort.schema.default_budget)
+    except Exception as e:
+        st.error(f"The budget ledger is unavailable: {e}")
+        st.stop()
+    st.metric("Remaining budget", f"{state.remaining:.3g}",
+              help="Privacy budget (ε) left for you on this cohort. Each new release spends part of it; "
+                   "repeating an identical release is free.")
+    frac = min(state.spent / state.total, 1.0) if state.total > 0 else 1.0
+    st.progress(frac, text=f"spent ε {state.spent:.3g} of {state.total:.3g}")
+    mechanism = st.selectbox("Noise", ["laplace", "gaussian"], key="mechanism",
+                             format_func=lambda m: {"laplace": "Laplace (pure ε-DP)",
+                                                    "gaussian": "Gaussian ((ε, δ)-DP, δ = 1e-7)"}[m],
+                             help="Laplace gives pure ε-differential privacy. Gaussian adds a tiny failure "
+                                  "probability δ and is better when many values are released together.")
+    st.caption(epsilon_words(st.session_state.get("last_epsilon", 0.5)))
+    st.caption(f"Privacy unit: one patient (at most {cohort.schema.max_rows_per_unit} row(s) each).")
+
+set_context(Context(identity, cohort_name, cohort, ledger, mechanism))
+
+pages = [st.Page("pages/explore.py", title="Explore", icon="📊", default=True),
+         st.Page("pages/radiology.py", title="Radiology review", icon="🩻"),
+         st.Page("pages/ledger.py", title="Ledger", icon="📒")]
+if identity.is_owner:
+    pages[1:1] = [st.Page("pages/compare.py", title="Compare (owner)", icon="⚖️"),
+                  st.Page("pages/tradeoff.py", title="Trade-off (owner)", icon="📉"),
+                  st.Page("pages/upload.py", title="Upload cohort (owner)", icon="📤")]
+st.navigation(pages).run()

@@ -1,0 +1,66 @@
+"""Explore: pick a statistic and epsilon, see cost and accuracy, then Release (spends budget)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts
+from dashboard.context import Context, page_context
+from dashboard.widgets import epsilon_chooser, preview_box, query_builder
+from privacy.ledger import BudgetExceeded, LedgerError
+from privacy.queries import Query, QueryError
+from privacy.release import Release, ReleaseError, release
+
+ctx = page_context()
+schema = ctx.schema
+
+
+def _do_release(query: Query, epsilon: float, ctx: Context) -> None:
+    """Button callback: runs before the rerun, so the sidebar budget is current when drawn."""
+    st.session_state.pop("ex_error", None)
+    try:
+        rel = release(query, ctx.cohort, epsilon, ctx.ledger, ctx.analyst, ctx.mechanism)
+    except (BudgetExceeded, QueryError, LedgerError, ReleaseError, ValueError) as e:
+        st.session_state["ex_error"] = str(e)
+        return
+    st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict()}
+    st.session_state["last_epsilon"] = epsilon
+
+
+st.title("Explore the cohort")
+st.caption(f"{schema.title} · every number below is a differentially private release.")
+left, right = st.columns([1, 2], gap="large")
+with left:
+    query = query_builder(schema, "ex")
+    eps = epsilon_chooser(query, schema, ctx.mechanism, "ex")
+    ok = query is not None and eps is not None and preview_box(query, schema, eps, ctx.mechanism)
+    st.button("Release", key="release", type="primary", disabled=not ok,
+              on_click=_do_release, args=(query, eps, ctx),
+              help="Spends the cost shown above from your budget, then shows the result. "
+                   "An identical release is shown again for free.")
+
+with right:
+    if "ex_error" in st.session_state:
+        st.error(st.session_state["ex_error"])
+    res = st.session_state.get("ex_result")
+    if res and res["cohort"] == ctx.cohort_name and res["analyst"] == ctx.analyst:
+        rel = Release.from_dict(res["release"])
+        if rel.cached:
+            st.success("This exact query was released before: showing the stored result. It cost nothing.")
+        else:
+            st.success(f"Released. Cost ε {rel.epsilon:.3g}" + (f", δ {rel.delta:.0e}" if rel.delta else "")
+                       + f"; remaining budget {rel.remaining:.3g}.")
+        st.plotly_chart(charts.release_figure(rel, schema), use_container_width=True, key="ex_chart")
+        if len(rel.values) <= 3:
+            for i in range(len(rel.values)):
+                st.markdown(f"**{rel.labels[i]}**: {charts.describe_interval(rel, i)}")
+        with st.expander("Table and downloads", expanded=len(rel.values) > 3):
+            st.dataframe(charts.release_table(rel), hide_index=True, use_container_width=True)
+            c1, c2 = st.columns(2)
+            c1.download_button("Download CSV", charts.release_csv_bytes(rel), "release.csv", "text/csv",
+                               key="ex_csv")
+            c2.download_button("Download JSON", charts.release_json_bytes(rel), "release.json",
+                               "application/json", key="ex_json")
+        noise = ", ".join(f"{k}: {v['distribution']} scale {v['scale']:.3g}" for k, v in rel.noise.items())
+        st.caption(f"{rel.description} · mechanism {rel.mechanism} ({noise}) · 95% intervals · {rel.timestamp}")
+    else:
+        st.info("Choose a statistic and a privacy level, check the expected accuracy, then press **Release**.")

@@ -1,0 +1,48 @@
+"""Cached heavy objects for the app: OpenDP warm-up, prepared cohorts, per-session ledger.
+
+No DP logic here: everything privacy-relevant is in `privacy/`.
+"""
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from data.cohorts import list_cohorts, load_cohort
+from data.prepare import PreparedCohort, prepare
+from privacy.ledger import BudgetLedger
+
+DEMO_COHORT = "prostate"
+
+
+@st.cache_resource(show_spinner="Loading the privacy engine…")
+def warm_up() -> bool:
+    """Import OpenDP and build/invoke one tiny plan so the first real release is fast."""
+    from privacy.measurements import build_plan  # noqa: F401  (imports OpenDP)
+    return True
+
+
+@st.cache_resource(show_spinner="Preparing the cohort…", max_entries=4)
+def prepared_cohort(name: str, rows: int | None = None) -> PreparedCohort:
+    frame, schema = load_cohort(name, rows=rows) if rows else load_cohort(name)
+    return prepare(frame, schema)
+
+
+@st.cache_data(show_spinner=False)
+def available_cohorts() -> list[tuple[str, str]]:
+    return [(c.name, c.title) for c in list_cohorts() if c.available]
+
+
+def session_ledger(path: str) -> BudgetLedger:
+    """One SQLite connection per browser session (connections are not shared across threads)."""
+    key = f"_ledger::{path}"
+    lg = st.session_state.get(key)
+    if lg is None:
+        lg = BudgetLedger(path)
+        st.session_state[key] = lg
+    return lg
+
+
+def demo_rows() -> int | None:
+    v = os.environ.get("DP_DEMO_ROWS")
+    return int(v) if v else None

@@ -1,0 +1,109 @@
+"""Reusable Streamlit controls: the query builder and the epsilon chooser (no DP logic)."""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from data.schema import Schema
+from privacy.queries import Query, QueryError, make_query
+from privacy.release import epsilon_for_error, preview
+
+STAT_LABELS = {
+    "histogram": "Distribution (histogram)",
+    "count": "Count of patients",
+    "mean": "Mean",
+    "quantile": "Median / quantile",
+    "grouped-mean": "Mean by group",
+    "crosstab": "2-D counts (table)",
+}
+EPS_GRID = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0]
+PRESETS = {"Strong privacy (ε 0.1)": 0.1, "Balanced (ε 0.5)": 0.5, "High accuracy (ε 2)": 2.0}
+HELP_EPS = ("ε (epsilon) is the privacy cost of this release. Smaller ε = stronger privacy and more noise. "
+            "Costs add up against your budget.")
+
+
+def _label(schema: Schema, name: str) -> str:
+    c = schema.column(name)
+    return f"{c.label or c.name}" + (f" ({c.unit})" if getattr(c, "unit", "") else "")
+
+
+def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(STAT_LABELS)) -> Query | None:
+    """Controls for one statistic; returns the query spec, or None with a message if incomplete."""
+    cats = [c.name for c in schema.of_kind("categorical")]
+    nums = [c.name for c in schema.of_kind("numeric")]
+    binnable = [c.name for c in schema.of_kind("categorical", "numeric", "date")]
+    stat = st.selectbox("Statistic", stats, format_func=STAT_LABELS.get, key=f"{prefix}_stat",
+                        help="What to compute. Every result is a differentially private release.")
+    column = by = None
+    q = None
+    fmt = lambda n: _label(schema, n)  # noqa: E731
+    if stat == "histogram":
+        column = st.selectbox("Column", binnable, format_func=fmt, key=f"{prefix}_column")
+    elif stat in ("mean", "quantile"):
+        column = st.selectbox("Column", nums, format_func=fmt, key=f"{prefix}_column")
+        if stat == "quantile":
+            q = st.select_slider("Quantile", options=[0.1, 0.25, 0.5, 0.75, 0.9], value=0.5, key=f"{prefix}_q",
+                                 format_func=lambda v: "median" if v == 0.5 else f"{v:.0%}")
+    elif stat == "grouped-mean":
+        column = st.selectbox("Mean of", nums, format_func=fmt, key=f"{prefix}_column")
+        by = st.selectbox("By group", cats, format_func=fmt, key=f"{prefix}_by")
+    elif stat == "crosstab":
+        column = st.selectbox("Rows", binnable, format_func=fmt, key=f"{prefix}_column")
+        rest = [c for c in binnable if c != column]
+        by = st.selectbox("Columns", rest, format_func=fmt, key=f"{prefix}_by")
+    where = None
+    if st.toggle("Restrict to one group", key=f"{prefix}_restrict",
+                 help="Only patients in one public category of another column, e.g. stage T3a."):
+        wc = st.selectbox("Restrict column", cats, format_func=fmt, key=f"{prefix}_where_col")
+        values = list(schema.column(wc).categories)
+        wv = st.selectbox("Restrict to", values, key=f"{prefix}_where_val")
+        where = f"{wc}={wv}"
+    try:
+        return make_query(stat, column=column, by=by, where=where, q=q)
+    except QueryError as e:
+        st.error(str(e))
+        return None
+
+
+def epsilon_chooser(query: Query | None, schema: Schema, mechanism: str, prefix: str) -> float | None:
+    """Presets, a log-scale slider, or 'target accuracy' that solves for epsilon (no data touched)."""
+    mode = st.radio("Privacy level", [*PRESETS, "Custom", "Target accuracy"], key=f"{prefix}_mode",
+                    horizontal=True, help=HELP_EPS)
+    if mode in PRESETS:
+        return PRESETS[mode]
+    if mode == "Custom":
+        return st.select_slider("ε (log scale)", options=EPS_GRID, value=0.5, key=f"{prefix}_eps", help=HELP_EPS)
+    if query is None:
+        return None
+    unit = "patients" if schema.max_rows_per_unit == 1 else "rows"
+    if query.stat in ("count", "histogram", "crosstab"):
+        label = f"Each count within ± how many {unit}?"
+        default = 10.0
+    elif query.stat in ("mean", "grouped-mean"):
+        label = "Mean within ± (for a group of 1,000 patients)"
+        default = 1.0
+    else:
+        label = "Released quantile within ± how many patients' ranks?"
+        default = 50.0
+    target = st.number_input(label, min_value=0.0001, value=default, key=f"{prefix}_target")
+    try:
+        eps = epsilon_for_error(query, schema, float(target), mechanism)
+    except (ValueError, QueryError) as e:
+        st.error(f"Cannot reach that accuracy: {e}")
+        return None
+    st.caption(f"Needs ε = {eps:.3g}")
+    return eps
+
+
+def preview_box(query: Query, schema: Schema, epsilon: float, mechanism: str) -> bool:
+    """Show the cost and expected 95% error before spending. Returns False if the query is invalid."""
+    try:
+        p = preview(query, schema, epsilon, mechanism)
+    except (QueryError, ValueError) as e:
+        st.error(str(e))
+        return False
+    cost = f"ε {p.epsilon:.3g}" + (f", δ {p.delta:.0e}" if p.delta else "")
+    words = p.words or "accuracy depends on the data"
+    st.info(f"**Cost:** {cost}  \n**Expected accuracy (95%):** {words}", icon="ℹ️")
+    return True

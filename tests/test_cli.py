@@ -1,0 +1,302 @@
+"""`python -m privacy`: subprocess runs for the contract (exit status, JSON, one-line errors), plus
+in-process runs of `privacy.cli.main` for the many bad-input paths (cheaper than a process each)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from data.schema import schema_to_toml
+from privacy.cli import main
+from privacy.ledger import BudgetLedger
+from tests.conftest import toy_frame, toy_schema
+
+LABELS = ["6", "7", "8", "missing", "other"]
+
+
+@pytest.fixture(scope="module")
+def toy_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("toy")
+    (d / "toy.toml").write_text(schema_to_toml(toy_schema(budget=5.0)))
+    toy_frame(400).to_csv(d / "toy.csv", index=False)
+    return d / "toy.csv", d / "toy.toml"
+
+
+def run(*args, cwd, env=None, timeout=120):
+    e = dict(os.environ)
+    e.pop("DP_LEDGER", None)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "privacy", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=e, timeout=timeout)
+
+
+def one_line_error(cp) -> str:
+    assert cp.returncode == 2, (cp.returncode, cp.stdout, cp.stderr)
+    assert "Traceback" not in cp.stderr
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1, cp.stderr
+    return lines[0]
+
+
+def src(toy_files):
+    return ["--data", toy_files[0], "--schema", toy_files[1]]
+
+
+def ledger_rows(path) -> list[dict]:
+    if not Path(path).exists():
+        return []
+    lg = BudgetLedger(path)
+    try:
+        return lg.entries()
+    finally:
+        lg.close()
+
+
+# ------------------------------------------------------------------------------------ subprocess
+def test_help_is_quick_and_imports_no_opendp(tmp_path):
+    t = time.monotonic()
+    cp = run("--help", cwd=tmp_path)
+    assert cp.returncode == 0 and "release" in cp.stdout and "ledger" in cp.stdout
+    assert time.monotonic() - t < 10
+    probe = ("import sys; from privacy.cli import main; rc = main(['release', '--help']); "
+             "print(rc, 'opendp' in sys.modules, 'pandas' in sys.modules)")
+    cp = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert cp.stdout.strip().splitlines()[-1] == "0 False False"
+    assert run(cwd=tmp_path).returncode == 2   # no subcommand
+
+
+def test_release_json_then_cached_repeat(tmp_path, toy_files):
+    led = tmp_path / "l.sqlite"
+    args = ["release", *src(toy_files), "--stat", "histogram", "--column", "g", "--epsilon", "0.5",
+            "--analyst", "ann", "--ledger", led, "--json"]
+    cp = run(*args, cwd=tmp_path)
+    assert cp.returncode == 0, cp.stderr
+    r = json.loads(cp.stdout)
+    for k in ("labels", "values", "ci_low", "ci_high", "epsilon", "delta", "mechanism", "scale", "cached",
+              "remaining", "query", "description"):
+        assert k in r, k
+    assert r["labels"] == LABELS and len(r["values"]) == len(r["ci_low"]) == len(r["ci_high"]) == 5
+    assert all(lo <= v <= hi for v, lo, hi in zip(r["values"], r["ci_low"], r["ci_high"]))
+    assert r["epsilon"] == pytest.approx(0.5) and r["epsilon"] <= 0.5 and r["delta"] == 0
+    assert r["mechanism"] == "laplace" and r["scale"] > 0 and r["cached"] is False
+    assert r["remaining"] == pytest.approx(4.5)
+    assert r["query"] == {"stat": "histogram", "column": "g", "where": None, "bin_edges": None, "date_unit": None}
+    assert r["description"] == "Distribution of Gleason"
+    # the true counts are 400 rows split ~50/30/20: the noisy ones are near them
+    assert sum(r["values"][:3]) == pytest.approx(400, abs=40)
+    rows_after_first = ledger_rows(led)
+    assert [e["kind"] for e in rows_after_first] == ["budget", "reserve", "result"]
+
+    cp2 = run(*args, cwd=tmp_path)
+    assert cp2.returncode == 0, cp2.stderr
+    r2 = json.loads(cp2.stdout)
+    assert r2["cached"] is True and r2["values"] == r["values"] and r2["ci_low"] == r["ci_low"]
+    assert r2["remaining"] == pytest.approx(4.5)
+    assert ledger_rows(led) == rows_after_first          # the repeat wrote nothing
+
+    cp3 = run("ledger", "--ledger", led, "--json", cwd=tmp_path)
+    assert cp3.returncode == 0
+    doc = json.loads(cp3.stdout)
+    assert doc["budgets"] == [{"dataset": "toy", "analyst": "ann", "total": 5.0, "spent": pytest.approx(0.5),
+                               "remaining": pytest.approx(4.5), "delta_spent": 0.0}]
+    assert [e["kind"] for e in doc["entries"]] == ["budget", "reserve", "result"]
+    assert doc["entries"][2]["payload"]["values"] == r["values"]
+
+    cp4 = run("ledger", "--ledger", led, "--verify", cwd=tmp_path)
+    assert cp4.returncode == 0 and "intact" in cp4.stdout and cp4.stderr == ""
+
+
+def test_over_budget_exit_2_names_cost_and_remaining(tmp_path, toy_files):
+    led = tmp_path / "l.sqlite"
+    cp = run("ledger", "--ledger", led, "--set-budget", "0.3", "--dataset", "toy", "--analyst", "ann",
+             "--actor", "owner", cwd=tmp_path)
+    assert cp.returncode == 0, cp.stderr
+    before = ledger_rows(led)
+    assert [(e["kind"], e["epsilon"], e["actor"]) for e in before] == [("budget", 0.3, "owner")]
+    cp = run("release", *src(toy_files), "--stat", "mean", "--column", "x", "--epsilon", "0.5", "--analyst", "ann",
+             "--ledger", led, cwd=tmp_path)
+    line = one_line_error(cp)
+    assert "costs epsilon 0.5" in line and "only 0.3 of 0.3 remains" in line and "Nothing was spent" in line
+    assert cp.stdout == ""
+    assert ledger_rows(led) == before
+
+
+BAD_EPSILON = {"0": "epsilon must be positive, got 0", "-1": "epsilon must be positive, got -1",
+               "nan": "epsilon must be a number, got NaN", "inf": "epsilon must be finite",
+               "1e9": "epsilon 1e+09 is outside the allowed range 0.001 to 100"}
+
+
+@pytest.mark.parametrize("eps", list(BAD_EPSILON))
+def test_bad_epsilon_exit_2(tmp_path, toy_files, eps):
+    led = tmp_path / "l.sqlite"
+    cp = run("release", *src(toy_files), "--stat", "count", "--epsilon", eps, "--analyst", "ann",
+             "--ledger", led, cwd=tmp_path)
+    assert BAD_EPSILON[eps] in one_line_error(cp)
+    assert not led.exists()                              # nothing charged, not even a ledger file
+
+
+def test_unknown_column_exit_2(tmp_path, toy_files):
+    led = tmp_path / "l.sqlite"
+    cp = run("release", *src(toy_files), "--stat", "mean", "--column", "psa", "--epsilon", "0.5",
+             "--ledger", led, cwd=tmp_path)
+    assert "unknown column 'psa'; known columns: g, x, d" in one_line_error(cp)
+    assert not led.exists()
+
+
+def test_simulate_json_shape_and_spends_nothing(tmp_path, toy_files):
+    led = tmp_path / "l.sqlite"
+    cp = run("simulate", *src(toy_files), "--stat", "histogram", "--column", "g", "--epsilon", "0.5",
+             "--draws", "40", "--json", cwd=tmp_path, env={"DP_LEDGER": str(led)})
+    assert cp.returncode == 0, cp.stderr
+    s = json.loads(cp.stdout)
+    assert s["labels"] == LABELS and len(s["truth"]) == 5 and sum(s["truth"]) == 400
+    assert len(s["draws"]) == 40
+    for d in s["draws"]:
+        assert set(d) == {"values", "ci_low", "ci_high"} and all(len(d[k]) == 5 for k in d)
+    assert s["scale"] == pytest.approx(2.0, rel=1e-6)
+    assert s["summary"]["draws"] == 40 and 0.5 <= s["summary"]["coverage"] <= 1.0
+    assert s["epsilon"] == pytest.approx(0.5) and s["spent"] == 0
+    assert not led.exists() and not (tmp_path / "var").exists()   # no ledger touched
+
+
+def test_embedded_cohort_release(tmp_path):
+    cohorts = pytest.importorskip("data.cohorts")
+    if not hasattr(cohorts, "load_cohort"):
+        pytest.skip("data.cohorts.load_cohort not available yet")
+    cp = run("release", "--cohort", "prostate", "--rows", "500", "--stat", "histogram", "--column",
+             "isup_grade_group", "--epsilon", "0.5", "--analyst", "ann", "--json", cwd=tmp_path)
+    assert cp.returncode == 0, cp.stderr
+    r = json.loads(cp.stdout)
+    assert r["dataset_id"] == "prostate-rows500" and r["labels"][:5] == ["1", "2", "3", "4", "5"]
+    assert sum(r["values"]) == pytest.approx(500, abs=60)
+    assert (tmp_path / "var" / "ledger.sqlite").exists()   # the default ledger path, relative to cwd
+    cp = run("release", "--cohort", "no_such_cohort", "--stat", "count", "--epsilon", "0.5", cwd=tmp_path)
+    assert "unknown cohort 'no_such_cohort'" in one_line_error(cp)
+
+
+# ------------------------------------------------------------------------------------ in-process
+def cli(capsys, *args) -> tuple[int, str, str]:
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_human_output_and_preview(tmp_path, toy_files, capsys):
+    led = tmp_path / "l.sqlite"
+    rc, out, err = cli(capsys, "release", *src(toy_files), "--stat", "grouped-mean", "--column", "x", "--by", "g",
+                       "--epsilon", "1", "--analyst", "ann", "--ledger", led)
+    assert rc == 0, err
+    assert out.splitlines()[0].startswith("Mean PSA by Gleason")
+    assert "95% interval" in out and "charged epsilon 1 " in out and "remaining 4 of 5" in out
+    rc, out, _ = cli(capsys, "release", *src(toy_files), "--stat", "grouped-mean", "--column", "x", "--by", "g",
+                     "--epsilon", "1", "--analyst", "ann", "--ledger", led)
+    assert rc == 0 and "at no cost" in out and "remaining 4 of 5" in out
+
+    rc, out, _ = cli(capsys, "preview", *src(toy_files), "--stat", "histogram", "--column", "g", "--epsilon", "1",
+                     "--json")
+    p = json.loads(out)
+    assert rc == 0 and p["epsilon"] == pytest.approx(1.0) and p["halfwidth"] == pytest.approx(3.2, abs=0.3)
+    assert "each count within" in p["words"]
+    rc, out, _ = cli(capsys, "preview", *src(toy_files), "--stat", "histogram", "--column", "g",
+                     "--target-error", "10", "--json")
+    p = json.loads(out)
+    assert rc == 0 and p["halfwidth"] <= 10 and 0.1 < p["epsilon"] < 1
+    rc, out, _ = cli(capsys, "preview", *src(toy_files), "--stat", "mean", "--column", "x", "--epsilon", "0.5")
+    assert rc == 0 and "costs epsilon 0.5" in out and "Expected 95% error: for a group of 1,000" in out
+    assert len(ledger_rows(led)) == 3                   # previews spent nothing
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stat", "median", "--epsilon", "1"], "unknown statistic 'median'"),
+    (["--stat", "mean", "--epsilon", "1"], "statistic 'mean' needs a column"),
+    (["--stat", "count", "--column", "g", "--epsilon", "1"], "takes no --column"),
+    (["--stat", "count", "--where", "g", "--epsilon", "1"], "--where must look like COLUMN=VALUE"),
+    (["--stat", "count", "--where", "g=9", "--epsilon", "1"], "'9' is not a category of 'g'"),
+    (["--stat", "count", "--where", "x=1", "--epsilon", "1"], "restriction column 'x' is numeric"),
+    (["--stat", "mean", "--column", "g", "--epsilon", "1"], "column 'g' is categorical; it must be numeric"),
+    (["--stat", "histogram", "--column", "x", "--bins", "0,5,20", "--epsilon", "1"],
+     "bin edges outside the public bounds [0, 10] of 'x'"),
+    (["--stat", "histogram", "--column", "x", "--bins", "0,a", "--epsilon", "1"], "--bins must be comma-separated"),
+    (["--stat", "histogram", "--column", "d", "--date-unit", "decade", "--epsilon", "1"], "date unit must be one of"),
+    (["--stat", "quantile", "--column", "x", "--q", "1.5", "--epsilon", "1"], "strictly between 0 and 1"),
+    (["--stat", "crosstab", "--column", "g", "--by", "g", "--epsilon", "1"], "two different columns"),
+    (["--stat", "count", "--epsilon", "1", "--mechanism", "exponential"], "mechanism must be one of"),
+    (["--stat", "count", "--epsilon", "1", "--mechanism", "gaussian", "--delta", "0.5"], "--delta must be"),
+    (["--stat", "count", "--epsilon", "abc"], "epsilon must be a number, got 'abc'"),
+    (["--stat", "count"], "--epsilon is required"),
+    (["--stat", "count", "--epsilon", "1", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+])
+def test_bad_release_input_exit_2_in_process(tmp_path, toy_files, capsys, args, message):
+    led = tmp_path / "l.sqlite"
+    rc, out, err = cli(capsys, "release", *src(toy_files), "--analyst", "ann", "--ledger", led, *args)
+    assert rc == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert not led.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "missing.csv", "--schema", "SCHEMA"], "data file not found"),
+    (["--data", "DATA", "--schema", "missing.toml"], "schema file not found"),
+    (["--data", "DATA"], "--data FILE and --schema FILE go together"),
+    (["--data", "SCHEMA", "--schema", "SCHEMA"], "the file must end in .csv"),
+    ([], "say which data"),
+    (["--cohort", "prostate", "--data", "DATA", "--schema", "SCHEMA"], "not both"),
+])
+def test_bad_source_exit_2_in_process(tmp_path, toy_files, capsys, args, message):
+    args = [{"DATA": toy_files[0], "SCHEMA": toy_files[1]}.get(a, a) for a in args]
+    rc, out, err = cli(capsys, "release", *args, "--stat", "count", "--epsilon", "1", "--ledger", tmp_path / "l")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_ledger_actions_in_process(tmp_path, capsys):
+    led = tmp_path / "l.sqlite"
+    rc, out, err = cli(capsys, "ledger", "--ledger", led, "--json")
+    assert rc == 0 and json.loads(out)["entries"] == [] and not led.exists()   # listing creates nothing
+    rc, _, err = cli(capsys, "ledger", "--ledger", led, "--verify")
+    assert rc == 2 and "no ledger file" in err
+    rc, _, err = cli(capsys, "ledger", "--ledger", led, "--set-budget", "2", "--dataset", "toy")
+    assert rc == 2 and "--analyst" in err
+    for bad in ("-1", "nan", "x"):
+        rc, _, err = cli(capsys, "ledger", "--ledger", led, "--set-budget", bad, "--dataset", "toy", "--analyst", "a")
+        assert rc == 2 and "--set-budget" in err or "budget must be" in err
+    rc, out, _ = cli(capsys, "ledger", "--ledger", led, "--set-budget", "2", "--dataset", "toy", "--analyst", "a",
+                     "--json")
+    assert rc == 0 and json.loads(out)["total"] == 2.0
+    rc, out, _ = cli(capsys, "ledger", "--ledger", led)
+    assert rc == 0 and "toy" in out and "budget" in out
+    rc, out, _ = cli(capsys, "ledger", "--ledger", led, "--verify", "--json")
+    assert rc == 0 and json.loads(out) == {"path": str(led), "rows": 1, "ok": True, "problems": []}
+
+
+def test_failure_after_charge_is_exit_1_without_traceback(tmp_path, toy_files, capsys, monkeypatch):
+    import privacy.measurements as M
+
+    def boom(self, cohort, alpha=0.05):
+        raise RuntimeError("measurement crashed")
+
+    monkeypatch.setattr(M.Plan, "run", boom)
+    led = tmp_path / "l.sqlite"
+    rc, out, err = cli(capsys, "release", *src(toy_files), "--stat", "count", "--epsilon", "0.7", "--analyst", "ann",
+                       "--ledger", led)
+    assert rc == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "failed after its cost was charged" in err and "Traceback" not in err
+    assert [e["kind"] for e in ledger_rows(led)] == ["budget", "reserve", "failure"]
+
+
+def test_json_has_no_nan(tmp_path, toy_files, capsys):
+    """A mean with a tiny epsilon can have unbounded intervals: JSON must still be strict JSON."""
+    rc, out, _ = cli(capsys, "preview", *src(toy_files), "--stat", "mean", "--column", "x", "--epsilon", "0.001",
+                     "--json")
+    assert rc == 0
+    json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    rc, out, _ = cli(capsys, "release", *src(toy_files), "--stat", "mean", "--column", "x", "--where", "g=8",
+                     "--epsilon", "0.001", "--analyst", "ann", "--ledger", tmp_path / "l", "--json")
+    assert rc == 0
+    r = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert all(v is None or math.isfinite(v) for v in r["ci_low"] + r["ci_high"])
