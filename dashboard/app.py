@@ -38,7 +38,8 @@ with st.sidebar:
     uploads = uploaded_cohorts()
     names = [n for n, _ in builtin] + [f"upload:{u}" for u in uploads]
     titles = dict(builtin) | {f"upload:{u}": f"{u} (uploaded)" for u in uploads}
-    default = names.index(DEMO_COHORT) if DEMO_COHORT in names else 0
+    wanted = st.query_params.get("cohort", DEMO_COHORT)   # a link may name the cohort: ?cohort=radiology
+    default = names.index(wanted) if wanted in names else (names.index(DEMO_COHORT) if DEMO_COHORT in names else 0)
     cohort_name = st.selectbox("Cohort", names, index=default, format_func=lambda n: titles.get(n, n), key="cohort",
                                help="The table you are exploring. Its public schema (categories, bounds) is fixed "
                                     "by the data owner.")

@@ -840,3 +840,25 @@ def spend_figure(entries: Sequence[Mapping[str, Any]], *, title: str = "Privacy 
     _layout(fig, title, "", "Time (UTC)", "Privacy budget ε (cumulative)", legend=True)
     fig.update_yaxes(rangemode="tozero")
     return fig
+
+
+def dot_interval_figure(labels: Sequence[str], values: Sequence[float], ci_low: Sequence[float],
+                        ci_high: Sequence[float], title: str, x_title: str = "", alpha: float = 0.05) -> go.Figure:
+    """Dot and interval per label, for values assembled from several releases (e.g. medians by group)."""
+    labels = [str(x) for x in labels]
+    if not labels:
+        return _empty(title, "Nothing to show")
+    v, lo, hi = _arr(values), _arr(ci_low), _arr(ci_high)
+    dec = _decimals(_median((hi - lo) / 2), _median(np.abs(v)))
+    level = _level(alpha)
+    hover = [f"<b>{_esc(lab)}</b><br>{_num(v[i], dec)} ({level} interval {_num(lo[i], dec)} to {_num(hi[i], dec)})"
+             for i, lab in enumerate(labels)]
+    fig = go.Figure(go.Scatter(
+        x=v, y=[_esc(x) for x in labels], mode="markers+text", text=[_num(x, dec) for x in v],
+        textposition="top center", marker=dict(size=11, color=BLUE),
+        error_x=dict(type="data", symmetric=False, array=np.maximum(hi - v, 0), arrayminus=np.maximum(v - lo, 0),
+                     color=BLUE, thickness=2, width=6),
+        hovertext=hover, hoverinfo="text"))
+    _layout(fig, title, f"{level} intervals", x_title, "")
+    fig.update_yaxes(autorange="reversed")
+    return fig

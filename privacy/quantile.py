@@ -118,8 +118,8 @@ def isotonic(y: np.ndarray) -> np.ndarray:
 
 
 def quantile_from_counts(counts, cands: np.ndarray, q: float, threshold: float,
-                         lower: float, upper: float) -> tuple[float, float, float, dict]:
-    """(point, low, high, details) from the K+1 noisy cell counts (pure post-processing)."""
+                         lower: float, upper: float) -> tuple[float, float, float]:
+    """(point, low, high) from the K+1 noisy cell counts (pure post-processing)."""
     c = np.asarray(counts, dtype=float)
     cum = np.cumsum(c)
     below = cum[:-1]                        # N~(x <= c_j), j = 1..K
@@ -137,7 +137,31 @@ def quantile_from_counts(counts, cands: np.ndarray, q: float, threshold: float,
     if ip > 0 and abs(fit[ip - 1]) < abs(fit[ip]):
         ip -= 1
     point = float(min(max(float(cands[ip]), lo_v), hi_v))
-    return point, lo_v, hi_v, {"rank_offset_point": float(fit[ip])}
+    return point, lo_v, hi_v
+
+
+def cell_codes(x: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """code = #{j : c_j < x} for every row (int32), -1 for missing. Row-wise public map.
+
+    Same result as `np.searchsorted(cands, x, side="left")`; on an evenly spaced grid it is
+    computed arithmetically (3x faster at 10^6 rows) and only rows within 1e-6 of a grid point
+    go through the exact search.
+    """
+    k = len(cands)
+    step = (cands[-1] - cands[0]) / (k - 1) if k > 1 else 0.0
+    if k < 3 or not step > 0 or float(np.max(np.abs(np.diff(cands) - step))) > 1e-9 * step:
+        out = np.searchsorted(cands, x, side="left").astype(np.int32)
+        out[np.isnan(x)] = -1
+        return out
+    y = x - cands[0]
+    y *= 1.0 / step
+    near = np.flatnonzero(np.abs(y - np.rint(y)) < 1e-6)
+    np.ceil(y, out=y)
+    np.clip(y, 0, k, out=y)
+    y[np.isnan(y)] = -1
+    out = y.astype(np.int32)
+    out[near] = np.searchsorted(cands, x[near], side="left")
+    return out
 
 
 def _grid_step(cands: np.ndarray) -> float:
@@ -171,10 +195,7 @@ def _quantile_plan(q: QuantileQuery, schema, epsilon, mechanism, delta):
     def codes(cohort) -> np.ndarray:
         key = ("quantile-cells", q.column)
         if key not in cohort._cache:
-            x = cohort.numbers[q.column]
-            c = np.searchsorted(cands, x, side="left").astype(np.int32)   # #{c_j < x}
-            c[np.isnan(x)] = -1                                             # missing: left out
-            cohort._cache[key] = c
+            cohort._cache[key] = cell_codes(cohort.numbers[q.column], cands)   # -1 = missing: left out
         return cohort._cache[key]
 
     def make_input(cohort) -> np.ndarray:
@@ -193,8 +214,8 @@ def _quantile_plan(q: QuantileQuery, schema, epsilon, mechanism, delta):
 
     def finish(raw, alpha: float) -> Outcome:
         t = rank_threshold(scale, k, level, float(alpha))
-        point, lo, hi, det = quantile_from_counts(raw, cands, level, t, col.lower, col.upper)
-        return Outcome([point], [lo], [hi], {"rank_threshold": t, **det})
+        point, lo, hi = quantile_from_counts(raw, cands, level, t, col.lower, col.upper)
+        return Outcome([point], [lo], [hi], {"rank_threshold": t})
 
     def truth(cohort) -> list[float]:
         x = values(cohort)
@@ -207,15 +228,17 @@ def _quantile_plan(q: QuantileQuery, schema, epsilon, mechanism, delta):
 
     def preview(alpha: float) -> dict:
         t = rank_threshold(scale, k, level, float(alpha))
+        typical = 2.0 * float(np.median(z_std(scale, k, level)))
         r = t + 2.0
         by_n = {n: (max(0.0, level - r / n), min(1.0, level + r / n)) for n in (100, 1_000, 10_000, 100_000)}
         lo1k, hi1k = by_n[1_000]
-        words = (f"the released {name} is within ±{t:,.0f} {who} ranks of the true {name}, then rounded to "
-                 f"the public grid (step {step:.3g}{unit}); the 95% interval reaches about ±{r:,.0f} ranks "
-                 f"around it: for a group of 1,000 that is roughly the {_ordinal(100 * lo1k)} to the "
+        conf = f"{1 - alpha:.0%}"
+        words = (f"the released {name} lies within ±{t:,.0f} {who} ranks of the true {name} ({conf}; typically "
+                 f"±{typical:,.0f}), rounded to the public grid (step {step:.3g}{unit}); its {conf} interval reaches "
+                 f"about ±{r:,.0f} ranks: for a group of 1,000 roughly the {_ordinal(100 * lo1k)} to the "
                  f"{_ordinal(100 * hi1k)} percentile")
         return {"kind": "quantile", "halfwidth": r, "unit": "ranks", "rank_threshold": t,
-                "level_range_by_n": by_n, "grid_step": step, "words": words}
+                "typical_rank_error": typical, "level_range_by_n": by_n, "grid_step": step, "words": words}
 
     extra = {"method": "noisy cumulative histogram over the public candidates (one OpenDP measurement); "
                        "interval by a union bound over candidates",

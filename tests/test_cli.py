@@ -264,7 +264,8 @@ def test_ledger_actions_in_process(tmp_path, capsys):
     assert rc == 2 and "--analyst" in err
     for bad in ("-1", "nan", "x"):
         rc, _, err = cli(capsys, "ledger", "--ledger", led, "--set-budget", bad, "--dataset", "toy", "--analyst", "a")
-        assert rc == 2 and "--set-budget" in err or "budget must be" in err
+        assert rc == 2 and len(err.strip().splitlines()) == 1
+        assert "--set-budget must be" in err or "budget must be a finite number >= 0" in err, err
     rc, out, _ = cli(capsys, "ledger", "--ledger", led, "--set-budget", "2", "--dataset", "toy", "--analyst", "a",
                      "--json")
     assert rc == 0 and json.loads(out)["total"] == 2.0

@@ -40,7 +40,7 @@ with right:
         sim, query = res["sim"], res["query"]
         title = f"{query.describe(schema)} at ε {res['eps']:g}"
         st.plotly_chart(charts.compare_figure(sim.labels, sim.truth, sim.values[0], sim.ci_low[0], sim.ci_high[0],
-                                              title), use_container_width=True, key="cmp_chart")
+                                              title), width="stretch", key="cmp_chart")
         s = sim.summary()
         c1, c2, c3 = st.columns(3)
         if query.stat in ("histogram", "crosstab"):
@@ -54,8 +54,8 @@ with right:
         c3.metric("95% intervals covering the truth", f"{s['coverage']:.1%}")
         table = charts.compare_table(sim) if hasattr(charts, "compare_table") else None
         if table is not None:
-            st.dataframe(table, hide_index=True, use_container_width=True)
+            st.dataframe(table, hide_index=True, width="stretch")
         st.plotly_chart(charts.spread_figure(sim, f"Spread of {sim.values.shape[0]} simulated releases"),
-                        use_container_width=True, key="cmp_spread")
+                        width="stretch", key="cmp_spread")
     else:
         st.info("Pick a query and press **Simulate** to see true and private values side by side.")

@@ -49,12 +49,12 @@ with right:
         else:
             st.success(f"Released. Cost ε {rel.epsilon:.3g}" + (f", δ {rel.delta:.0e}" if rel.delta else "")
                        + f"; remaining budget {rel.remaining:.3g}.")
-        st.plotly_chart(charts.release_figure(rel, schema), use_container_width=True, key="ex_chart")
+        st.plotly_chart(charts.release_figure(rel, schema), width="stretch", key="ex_chart")
         if len(rel.values) <= 3:
             for i in range(len(rel.values)):
-                st.markdown(f"**{rel.labels[i]}**: {charts.describe_interval(rel, i)}")
+                st.markdown(f"**{rel.labels[i]}**: {charts.describe_interval(rel, i, schema)}")
         with st.expander("Table and downloads", expanded=len(rel.values) > 3):
-            st.dataframe(charts.release_table(rel), hide_index=True, use_container_width=True)
+            st.dataframe(charts.release_table(rel), hide_index=True, width="stretch")
             c1, c2 = st.columns(2)
             c1.download_button("Download CSV", charts.release_csv_bytes(rel), "release.csv", "text/csv",
                                key="ex_csv")

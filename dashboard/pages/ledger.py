@@ -32,9 +32,9 @@ for e in entries:
                      "ε": None, "mechanism": "", "status": ""})
 cached = st.session_state.get("_cached_views", 0)
 st.caption("Cached repeats of an identical query are served from the stored result and add no row of cost.")
-st.dataframe(rows, hide_index=True, use_container_width=True)
+st.dataframe(rows, hide_index=True, width="stretch")
 if entries:
-    st.plotly_chart(charts.spend_figure(entries), use_container_width=True, key="ledger_spend")
+    st.plotly_chart(charts.spend_figure(entries), width="stretch", key="ledger_spend")
 
 if ctx.identity.is_owner:
     st.subheader("Set or raise a budget (data owner)")

@@ -26,7 +26,7 @@ for it in items:
     p = preview(it.query, schema, it.epsilon(total), ctx.mechanism)
     rows.append({"statistic": it.title, "share": f"{it.share:.0%}", "ε": round(p.epsilon, 4),
                  "expected 95% accuracy": p.words})
-st.dataframe(rows, hide_index=True, use_container_width=True)
+st.dataframe(rows, hide_index=True, width="stretch")
 state = ctx.budget()
 st.caption(f"Report cost: ε {total:g} in {len(items)} releases · remaining budget {state.remaining:.3g}")
 
@@ -86,7 +86,7 @@ if "contrast" in rels:
                                                   [v[1] for v in rates.values()], [v[2] for v in rates.values()],
                                                   "Contrast use by modality (share of exams)", "share")
 for k, fig in figs.items():
-    st.plotly_chart(fig, use_container_width=True, key=f"rad_{k}")
+    st.plotly_chart(fig, width="stretch", key=f"rad_{k}")
 
 html = report_export.report_html(figs, title=f"Radiology review — {schema.title}",
                                  note=f"Differentially private report, total ε {res['total']:g}, analyst {ctx.analyst}.")

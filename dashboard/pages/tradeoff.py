@@ -39,7 +39,7 @@ with right:
             getattr(schema.column(query.column), "unit", "") if hasattr(query, "column") else "")
         fig = charts.tradeoff_figure([p.epsilon for p in pts], [p.analytic for p in pts],
                                      [p.empirical for p in pts], TIERS, y_title=f"95% error ({unit})".replace(" ()", ""))
-        st.plotly_chart(fig, use_container_width=True, key="tr_chart")
+        st.plotly_chart(fig, width="stretch", key="tr_chart")
         st.caption("Line: OpenDP's analytic 95% error. Dots: 95th percentile of the error over simulated releases "
                    "on the true data. Dashed lines: DP Creator's privacy tiers.")
         sizes = [100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
@@ -47,6 +47,6 @@ with right:
         rel = count_error_by_size(query, schema, eps_now, sizes, ctx.mechanism)
         if np.isfinite(rel).any():
             st.plotly_chart(charts.size_figure(sizes, rel, f"How the relative error shrinks with cohort size (ε {eps_now:g})"),
-                            use_container_width=True, key="tr_size")
+                            width="stretch", key="tr_size")
     else:
         st.info("Pick a query and press **Compute trade-off**.")
