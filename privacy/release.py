@@ -106,7 +106,7 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
     LedgerError (ledger unusable, nothing charged) or ReleaseError (charged, invocation failed).
     """
     schema = cohort.schema
-    pass
+    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, schema, epsilon, mechanism, delta)
     key = release_key(schema.dataset_id, analyst, query, plan.epsilon, plan.mechanism, plan.delta)
     got = ledger.reserve(dataset=schema.dataset_id, analyst=analyst, release_key=key, epsilon=plan.cost[0],
@@ -141,7 +141,7 @@ class Preview:
 
 def preview(query: Query, schema, epsilon: float, mechanism: str = "laplace", delta: float = DEFAULT_DELTA,
             alpha: float = ALPHA) -> Preview:
-    pass
+    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, schema, epsilon, mechanism, delta)
     e = plan.expected_error(alpha)
     return Preview(plan.cost[0], plan.cost[1], plan.mechanism, float(e.get("halfwidth", float("nan"))),
