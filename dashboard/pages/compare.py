@@ -52,9 +52,13 @@ with right:
             c1.metric("Median relative error", f"{rel:.2%}")
         c2.metric("Mean absolute error", f"{s['mean_abs_error']:.3g}")
         c3.metric("95% intervals covering the truth", f"{s['coverage']:.1%}")
-        table = charts.compare_table(sim) if hasattr(charts, "compare_table") else None
-        if table is not None:
-            st.dataframe(table, hide_index=True, width="stretch")
+        err = sim.errors
+        st.dataframe({"bucket": sim.labels, "true value (not private)": sim.truth,
+                      "one private release": sim.values[0].tolist(), "its error": err[0].tolist(),
+                      "mean |error| over draws": np.nanmean(np.abs(err), axis=0).tolist(),
+                      "interval covered truth": (np.mean((sim.ci_low <= np.asarray(sim.truth)) &
+                                                         (np.asarray(sim.truth) <= sim.ci_high), axis=0)).tolist()},
+                     hide_index=True, width="stretch")
         st.plotly_chart(charts.spread_figure(sim, f"Spread of {sim.values.shape[0]} simulated releases"),
                         width="stretch", key="cmp_spread")
     else:
