@@ -270,11 +270,20 @@ def schema_from_dict(d: dict[str, Any]) -> Schema:
             hi = _finite(spec["upper"], f"column '{name}': upper bound")
             edges = spec.get("bin_edges")
             if edges is None:
-                nb = int(spec.get("bins", 10))
+                nb = spec.get("bins", 10)
+                if isinstance(nb, bool) or not isinstance(nb, int) or not 1 <= nb <= 1000:
+                    raise SchemaError(f"column '{name}': bins must be a whole number from 1 to 1000, got {nb!r}")
                 edges = [lo + (hi - lo) * i / nb for i in range(nb + 1)] if hi > lo else [lo, hi]
+            if not isinstance(edges, (list, tuple)):
+                raise SchemaError(f"column '{name}': bin_edges must be a list of numbers, got {edges!r}")
+            cands = spec.get("candidates", [])
+            if not isinstance(cands, (list, tuple)):
+                raise SchemaError(f"column '{name}': candidates must be a list of numbers, got {cands!r}")
+            fill = spec.get("fill_value")
             cols.append(NumericColumn(
-                lower=lo, upper=hi, bin_edges=tuple(float(e) for e in edges),
-                fill_value=spec.get("fill_value"), candidates=tuple(float(v) for v in spec.get("candidates", [])),
+                lower=lo, upper=hi, bin_edges=tuple(_finite(e, f"column '{name}': bin edge") for e in edges),
+                fill_value=None if fill is None else _finite(fill, f"column '{name}': fill value"),
+                candidates=tuple(_finite(v, f"column '{name}': quantile candidate") for v in cands),
                 integer=bool(spec.get("integer", False)), **common))
         elif kind == "date":
             if "start" not in spec or "end" not in spec:

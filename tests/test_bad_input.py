@@ -143,8 +143,6 @@ def test_category_lists_validate_or_name_the_column(name, cats):
         assert s.column(name).bucket_labels == tuple(as_str) + ("missing", "other")
 
 
-@pytest.mark.xfail(strict=True, reason="data/schema.py: bins=0 divides by zero and non-numeric bin edges, bins "
-                                        "or candidates escape as ValueError/TypeError without the column name")
 @pytest.mark.parametrize("spec", [{"bins": 0}, {"bin_edges": ["a", 5]}, {"bin_edges": 5}, {"bins": "ten"},
                                   {"candidates": ["a"]}], ids=["bins0", "edge-text", "edges-int", "bins-text",
                                                                "candidate-text"])
