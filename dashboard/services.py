@@ -4,6 +4,7 @@ No DP logic here: everything privacy-relevant is in `privacy/`.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import streamlit as st
@@ -24,7 +25,13 @@ def warm_up() -> bool:
 
 @st.cache_resource(show_spinner="Preparing the cohort…", max_entries=4)
 def prepared_cohort(name: str, rows: int | None = None) -> PreparedCohort:
-    frame, schema = load_cohort(name, rows=rows) if rows else load_cohort(name)
+    """A synthetic cohort of a non-default size is another data set: its dataset id says so
+    (same convention as the CLI's --rows), so releases and budgets never mix sizes."""
+    if rows:
+        frame, schema = load_cohort(name, rows=rows)
+        schema = dataclasses.replace(schema, dataset_id=f"{schema.dataset_id}-rows{rows}")
+    else:
+        frame, schema = load_cohort(name)
     return prepare(frame, schema)
 
 

@@ -62,6 +62,8 @@ def simulate(query: Query, cohort: PreparedCohort, epsilon: float, draws: int = 
     draws = int(draws)
     if not 1 <= draws <= MAX_DRAWS:
         raise ValueError(f"draws must be between 1 and {MAX_DRAWS:,}, got {draws}")
+    from privacy.release import _checked
+    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, cohort.schema, epsilon, mechanism, delta)
     data = plan.make_input(cohort)
     outs = [plan.finish(plan.measurement(data), alpha) for _ in range(draws)]
@@ -105,6 +107,8 @@ def tradeoff_curve(query: Query, cohort: PreparedCohort, epsilons, draws: int = 
         pv = plan.expected_error(0.05)
         sim = simulate(query, cohort, float(eps), draws, mechanism, delta)
         analytic = float(pv.get("halfwidth", float("nan")))
+        if pv.get("unit") == "ranks":  # quantile preview is in patients' ranks, not comparable with value errors
+            analytic = float("nan")
         if pv.get("kind") == "mean":  # the half-width of a mean depends on the (true) group size
             n_true = float(np.sum(~np.isnan(plan.make_input(cohort)))) if query.stat == "mean" else float("nan")
             a_s, a_c = pv["sum_halfwidth"], pv["count_halfwidth"]
