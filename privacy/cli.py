@@ -155,7 +155,7 @@ def _prepared(args, schema):
 
 def _query(args, schema):
     """Build and validate the query, epsilon, mechanism and delta against the public schema."""
-    from privacy.queries import make_query, validate_epsilon, validate_mechanism, validate_query
+    from privacy.queries import make_query, validate_mechanism, validate_query
 
     stat = args.stat
     if stat not in STATS:
@@ -178,9 +178,7 @@ def _query(args, schema):
     query = make_query(stat, column=args.column, by=args.by, where=args.where, q=q, bin_edges=edges,
                        date_unit=args.date_unit)
     validate_query(query, schema)
-    mechanism = validate_mechanism(args.mechanism)
-    delta = _delta(args)
-    return query, mechanism, delta, validate_epsilon
+    return query, validate_mechanism(args.mechanism), _delta(args)
 
 
 def _delta(args) -> float:
@@ -195,17 +193,21 @@ def _delta(args) -> float:
     return d
 
 
-def _epsilon(args, validate) -> float:
+def _epsilon(args) -> float:
+    from privacy.queries import validate_epsilon
     if args.epsilon is None:
         raise UsageError("--epsilon is required")
-    return validate(args.epsilon)
+    return validate_epsilon(args.epsilon)
 
 
 # ---------------------------------------------------------------------------------- commands
 def cmd_release(args) -> int:
     schema = _schema(args)
-    query, mechanism, delta, validate = _query(args, schema)
-    epsilon = _epsilon(args, validate)
+    if not schema.confirmed:
+        raise UsageError(f"the schema of '{schema.dataset_id}' is an unconfirmed proposal (read off the data); "
+                         "the data owner must review it and set confirmed = true before any release")
+    query, mechanism, delta = _query(args, schema)
+    epsilon = _epsilon(args)
     analyst = args.analyst or _default_analyst()
     if not analyst.strip():
         raise UsageError("--analyst must not be empty")
@@ -241,7 +243,7 @@ def cmd_release(args) -> int:
 
 def cmd_preview(args) -> int:
     schema = _schema(args)
-    query, mechanism, delta, validate = _query(args, schema)
+    query, mechanism, delta = _query(args, schema)
     target = _float_arg(args.target_error, "--target-error")
     if target is None and args.epsilon is None:
         raise UsageError("give --epsilon (to see the error) or --target-error (to see the epsilon needed)")
@@ -269,7 +271,7 @@ def cmd_preview(args) -> int:
                   f"({p.mechanism}" + (f", delta {p.delta:.2g}" if p.delta else "") + ").")
             print(f"At that epsilon: {p.words}.")
         return 0
-    eps = _epsilon(args, validate)
+    eps = _epsilon(args)
     p = preview(query, schema, eps, mechanism, d)
     out = {"description": desc, "query": query.to_dict(), "epsilon": p.epsilon, "delta": p.delta,
            "mechanism": p.mechanism, "halfwidth": p.halfwidth, "words": p.words, "detail": p.detail}
@@ -284,8 +286,8 @@ def cmd_preview(args) -> int:
 
 def cmd_simulate(args) -> int:
     schema = _schema(args)
-    query, mechanism, delta, validate = _query(args, schema)
-    epsilon = _epsilon(args, validate)
+    query, mechanism, delta = _query(args, schema)
+    epsilon = _epsilon(args)
     from privacy.simulate import MAX_DRAWS
     if not 1 <= args.draws <= MAX_DRAWS:
         raise UsageError(f"--draws must be between 1 and {MAX_DRAWS:,}, got {args.draws}")
