@@ -1,0 +1,218 @@
+"""Quantile release: cell map, interval logic, union-bound threshold, cost, fallback, preview (fast).
+
+The statistical behaviour under real noise (coverage, widths, noise scale) is in test_stats.py.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.prepare import prepare
+from privacy.measurements import build_plan
+from privacy.quantile import (_dl_logmgf, cell_codes, dl_variance, isotonic, quantile_from_counts,
+                              rank_threshold, union_tail, z_std)
+from privacy.queries import QuantileQuery, Where
+from privacy.release import epsilon_for_error, preview, release
+from tests.conftest import toy_frame, toy_schema
+
+
+# ------------------------------------------------------------------------------- cell map
+@pytest.mark.parametrize("cands", [np.array([i * 10 / 200 for i in range(201)]),
+                                   np.array([0.0, 0.5, 1.0, 2.5, 7.0, 10.0]),
+                                   np.array([1.0, 2.0]), np.array([3.0])])
+def test_cell_codes_equal_searchsorted(cands):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-1, 11, 5000), cands, cands + 1e-12, cands - 1e-12,
+                        np.round(rng.uniform(0, 10, 2000) * 20) / 20, [np.nan, np.nan]])
+    got = cell_codes(x, cands)
+    want = np.searchsorted(cands, x, side="left")
+    ok = ~np.isnan(x)
+    assert got.dtype == np.int32
+    assert np.array_equal(got[ok], want[ok])
+    assert np.all(got[~ok] == -1)
+
+
+# ------------------------------------------------------------------------ interval logic
+def _exact_counts(x: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    return np.bincount(np.searchsorted(cands, x, side="left"), minlength=len(cands) + 1).astype(float)
+
+
+DATASETS = {
+    "uniform": np.random.default_rng(1).uniform(0, 10, 999),
+    "integers (ties on candidates)": np.round(np.random.default_rng(2).uniform(0, 10, 1000)),
+    "heaped at 5.0": np.r_[np.full(480, 5.0), np.random.default_rng(3).uniform(0, 10, 520)],
+    "inside one cell": 5.01 + 0.03 * np.random.default_rng(4).uniform(size=1000),
+    "two clusters (gap at the median)": np.r_[np.full(500, 1.0), np.full(500, 9.0)],
+    "tiny": np.array([2.0, 7.3, 7.3]),
+}
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+@pytest.mark.parametrize("q", [0.1, 0.5, 0.9])
+def test_noise_free_interval_brackets_every_sample_quantile(name, q):
+    """With the noise bound met exactly (Z = 0, T = 0) the interval brackets every usual sample
+    quantile definition, the point is a candidate inside it, and it is at most one cell wide
+    around the truth (plus the margins)."""
+    x = DATASETS[name]
+    cands = np.array([i * 10 / 200 for i in range(201)])
+    point, lo, hi = quantile_from_counts(_exact_counts(x, cands), cands, q, 0.0, 0.0, 10.0)
+    for method in ("linear", "lower", "higher", "nearest", "midpoint", "inverted_cdf"):
+        t = float(np.quantile(x, q, method=method))
+        assert lo <= t <= hi, (method, lo, t, hi)
+    assert lo <= point <= hi and point in cands
+
+
+def test_interval_survives_noise_up_to_the_threshold():
+    """Adversarial noise with every |Z_j| <= T never breaks coverage: the guarantee's event."""
+    rng = np.random.default_rng(5)
+    cands = np.array([i * 10 / 200 for i in range(201)])
+    x = np.round(rng.uniform(0, 10, 1000), 1)
+    true = _exact_counts(x, cands)
+    q, t = 0.5, 12.0
+    for _ in range(300):
+        # noise on the cells whose rank curve Z stays within +/- t: build Z, difference it back
+        zj = rng.uniform(-t, t, len(cands))
+        zj[rng.random(len(cands)) < 0.3] = rng.choice([-t, t])
+        z_tot = rng.uniform(-50, 50)
+        below = np.r_[0.0, zj + q * z_tot]             # noise of N(<= c_j), j = 0..K
+        e = np.diff(np.r_[below, z_tot])
+        point, lo, hi = quantile_from_counts(true + e, cands, q, t, 0.0, 10.0)
+        truth = float(np.quantile(x, q))
+        assert lo <= truth <= hi and lo <= point <= hi
+
+
+def test_public_bounds_when_no_candidate_qualifies():
+    cands = np.array([4.0, 5.0, 6.0])                 # declared candidates not reaching the bounds
+    x = np.r_[np.full(50, 1.0), np.full(50, 9.0)]
+    point, lo, hi = quantile_from_counts(_exact_counts(x, cands), cands, 0.05, 0.0, 0.0, 10.0)
+    assert lo == 0.0 and hi == 4.0 and point == 4.0
+    point, lo, hi = quantile_from_counts(_exact_counts(x, cands), cands, 0.95, 0.0, 0.0, 10.0)
+    assert lo == 6.0 and hi == 10.0 and point == 6.0
+
+
+def test_isotonic_is_the_monotone_least_squares_fit():
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        y = rng.normal(size=rng.integers(1, 12)).cumsum() + rng.normal(size=1) * 3
+        f = isotonic(y)
+        assert np.all(np.diff(f) >= -1e-12) and f.sum() == pytest.approx(y.sum())
+        # optimality (KKT): on each constant block the fit is the block mean
+        for v in np.unique(np.round(f, 9)):
+            blk = np.isclose(f, v)
+            assert y[blk].mean() == pytest.approx(v)
+    assert np.allclose(isotonic([3, 1, 2]), [2, 2, 2])
+
+
+# -------------------------------------------------------------------- union-bound threshold
+def test_discrete_laplace_mgf_and_variance():
+    for s in (0.3, 1.0, 7.0):
+        p = math.exp(-1 / s)
+        k = np.arange(-2000, 2001)
+        pmf = (1 - p) / (1 + p) * p ** np.abs(k)
+        assert dl_variance(s) == pytest.approx(float(np.sum(k ** 2 * pmf)), rel=1e-9)
+        log_pmf = math.log((1 - p) / (1 + p)) - np.abs(k) / s
+        for u in (0.1 / s, 0.5 / s, 0.9 / s):
+            want = math.log(np.sum(np.exp(u * k + log_pmf)))
+            assert float(_dl_logmgf(np.array(u), s)) == pytest.approx(want, rel=1e-7)
+
+
+def test_chernoff_union_bound_is_valid_against_exact_tails():
+    """For q = 0.5 every Z_j has the law of S/2, S a sum of K+1 discrete Laplace: exact by
+    convolution. The bound must not be below the exact union sum; nor be absurdly loose."""
+    s, k, q = 1.0, 20, 0.5
+    p = math.exp(-1 / s)
+    sup = np.arange(-60, 61)
+    one = (1 - p) / (1 + p) * p ** np.abs(sup)
+    law = np.array([1.0])
+    for _ in range(k + 1):
+        law = np.convolve(law, one)
+    vals = np.arange(len(law)) - (len(law) - 1) // 2
+    for t in (5.0, 10.0, 15.0):
+        exact = k * float(law[vals / 2 > t].sum())
+        bound = union_tail(t, s, k, q)
+        assert exact <= bound <= 20 * exact + 1e-12, (t, exact, bound)
+
+
+def test_rank_threshold_properties():
+    t = rank_threshold(1.0, 201, 0.5, 0.05)
+    assert union_tail(t, 1.0, 201, 0.5) <= 0.025 < union_tail(t - 0.02, 1.0, 201, 0.5)
+    assert 30 < t < 50                                 # ~4.3 sd of the rank noise (sd ~9.7)
+    assert rank_threshold(10.0, 201, 0.5, 0.05) == pytest.approx(10 * t, rel=0.05)
+    assert rank_threshold(1.0, 201, 0.5, 0.01) > t > rank_threshold(1.0, 201, 0.5, 0.2)
+    assert rank_threshold(1.0, 2001, 0.5, 0.05) > t > rank_threshold(1.0, 21, 0.5, 0.05)
+    assert z_std(1.0, 201, 0.5) == pytest.approx(np.full(201, math.sqrt(dl_variance(1.0) * 202 / 4)))
+
+
+# ------------------------------------------------------------------------------------ plan
+@pytest.mark.parametrize("rows_per_patient", [1, 3])
+def test_cost_is_the_opendp_privacy_map(rows_per_patient):
+    sch = toy_schema(rows_per_patient)
+    plan = build_plan(QuantileQuery(column="x", q=0.25), sch, 0.5)
+    assert plan.d_in == rows_per_patient
+    assert plan.cost == (pytest.approx(plan.measurement.map(rows_per_patient)), 0.0)
+    assert plan.cost[0] <= 0.5 and plan.cost[0] == pytest.approx(0.5)
+    assert plan.noise["counts"][0] == "discrete laplace"
+    assert plan.noise["counts"][1] == pytest.approx(rows_per_patient / 0.5, rel=1e-6)
+
+
+def test_gaussian_request_falls_back_to_pure_dp(toy_cohort, ledger):
+    plan = build_plan(QuantileQuery(column="x"), toy_cohort.schema, 0.5, "gaussian")
+    assert plan.mechanism == "laplace" and plan.delta == 0.0 and plan.cost[1] == 0.0
+    assert plan.extra["requested_mechanism"] == "gaussian"
+    assert "pure epsilon-DP" in plan.extra["mechanism_note"]
+    rel = release(QuantileQuery(column="x"), toy_cohort, 0.5, ledger, "ann", mechanism="gaussian")
+    assert rel.delta == 0.0 and rel.mechanism == "laplace" and "mechanism_note" in rel.extra
+    assert ledger.state("toy", "ann").spent == pytest.approx(0.5)
+
+
+def test_release_charges_the_map_and_is_consistent(toy_cohort, ledger):
+    q = QuantileQuery(column="x", q=0.5, where=Where("g", "7"))
+    plan = build_plan(q, toy_cohort.schema, 0.8)
+    rel = release(q, toy_cohort, 0.8, ledger, "ann")
+    assert rel.epsilon == plan.cost[0] and ledger.state("toy", "ann").spent == pytest.approx(plan.cost[0])
+    assert 0.0 <= rel.ci_low[0] <= rel.values[0] <= rel.ci_high[0] <= 10.0
+    json.dumps(rel.to_dict())
+    # the restriction is applied before the measurement, and the truth uses the same rows
+    keep = toy_cohort.mask("g", "7") & ~np.isnan(toy_cohort.numbers["x"])
+    assert len(plan.make_input(toy_cohort)) == int(keep.sum())
+    assert plan.truth(toy_cohort) == [pytest.approx(float(np.quantile(toy_cohort.numbers["x"][keep], 0.5)))]
+
+
+def test_missing_values_are_left_out():
+    f = toy_frame(200)
+    f.loc[f.index[:50], "x"] = np.nan
+    coh = prepare(f, toy_schema())
+    plan = build_plan(QuantileQuery(column="x"), coh.schema, 1.0)
+    assert len(plan.make_input(coh)) == 150
+    assert np.isfinite(plan.truth(coh)[0])
+
+
+@pytest.mark.parametrize("frame", ["integers", "two clusters"])
+def test_negligible_noise_release_covers_tricky_data(frame):
+    """At epsilon 100 the discrete Laplace scale is 0.01 (P(noise != 0) ~ 1e-43 per cell)."""
+    f = toy_frame(1000)
+    x = f["x"].to_numpy()
+    f["x"] = np.round(x) if frame == "integers" else np.where(np.arange(len(f)) % 2 == 0, 1.0, 9.0)
+    coh = prepare(f, toy_schema())
+    for q in (0.1, 0.5, 0.9):
+        plan = build_plan(QuantileQuery(column="x", q=q), coh.schema, 100.0)
+        out = plan.run(coh)
+        assert out.ci_low[0] <= plan.truth(coh)[0] <= out.ci_high[0]
+        assert out.ci_low[0] <= out.values[0] <= out.ci_high[0]
+
+
+def test_preview_is_data_free_and_in_ranks():
+    sch = toy_schema()
+    p = preview(QuantileQuery(column="x"), sch, 1.0)
+    assert p.epsilon == pytest.approx(1.0) and p.delta == 0.0
+    assert p.detail["unit"] == "ranks" and p.halfwidth == pytest.approx(p.detail["rank_threshold"] + 2)
+    assert "ranks of the true median" in p.words and "percentile" in p.words
+    lo, hi = p.detail["level_range_by_n"][1000]
+    assert lo < 0.5 < hi
+    assert preview(QuantileQuery(column="x"), sch, 2.0).halfwidth < p.halfwidth
+    eps = epsilon_for_error(QuantileQuery(column="x"), sch, 50.0)
+    assert preview(QuantileQuery(column="x"), sch, eps).halfwidth <= 50.0
