@@ -62,32 +62,43 @@ numpy = insecure baseline on the same prepared columns plus NumPy noise (count's
 O(1), so its inv/np ratio only shows fixed cost). MB = {memory}."""
 
 
-def check_targets(results: list[QueryResult], path_attr: str) -> tuple[bool | None, list[str]]:
+def check_targets(results: list[QueryResult], e2e_of, inv_of) -> tuple[bool | None, list[str]]:
     at = [r for r in results if r.rows == TARGET_ROWS]
     if not at:
         return None, [f"no results at {TARGET_ROWS:,} rows"]
     fails = []
     for r in at:
-        e2e = getattr(r, path_attr)
+        e2e, inv = e2e_of(r), inv_of(r)
         if r.kind in TARGET_MS_KINDS and not e2e < TARGET_MS:
             fails.append(f"{r.kind} e2e {e2e:.1f} ms >= {TARGET_MS:.0f} ms")
-        if not e2e <= TARGET_RATIO * r.invoke_ms:
-            fails.append(f"{r.kind} e2e/invoke {e2e / r.invoke_ms:.2f} > {TARGET_RATIO}")
+        if not e2e <= TARGET_RATIO * inv:
+            fails.append(f"{r.kind} e2e/invoke {e2e / inv:.2f} > {TARGET_RATIO}")
     return not fails, fails
+
+
+def _best(r: QueryResult, key: str) -> float:
+    return min(r.samples_ms[key])
 
 
 def targets_text(results: list[QueryResult]) -> tuple[str, dict]:
     lines, out = [], {}
-    for label, attr, key in (("plan cached (e2e)", "e2e_warm_ms", "warm"),
-                             ("first build (e2e1)", "e2e_cold_ms", "cold")):
-        ok, fails = check_targets(results, attr)
+    checks = (
+        ("plan cached (e2e), medians", "warm", lambda r: r.e2e_warm_ms, lambda r: r.invoke_ms),
+        ("first build (e2e1), medians", "cold", lambda r: r.e2e_cold_ms, lambda r: r.invoke_ms),
+        ("plan cached, best of n: load-robust lower bound, informational", "warm_best",
+         lambda r: _best(r, "e2e_warm"), lambda r: _best(r, "invoke")),
+    )
+    for label, key, e2e_of, inv_of in checks:
+        ok, fails = check_targets(results, e2e_of, inv_of)
         out[key] = {"pass": ok, "failures": fails}
         if ok is None:
             lines.append(f"TARGETS [{label}]: NOT EVALUATED ({fails[0]}; run without --quick)")
-        else:
-            lines.append(f"TARGETS [{label}] at 1e6 rows (histograms & mean e2e < {TARGET_MS:.0f} ms; "
-                         f"every kind e2e <= {TARGET_RATIO}x invoke): " + ("PASS" if ok else "FAIL"))
-            lines += [f"    - {f}" for f in fails]
+            break
+        lines.append(f"TARGETS [{label}]: " + ("PASS" if ok else "FAIL"))
+        lines += [f"    - {f}" for f in fails]
+    if results and any(r.rows == TARGET_ROWS for r in results):
+        lines.insert(0, f"targets at 1e6 rows: histograms and mean e2e < {TARGET_MS:.0f} ms; every kind e2e <= "
+                        f"{TARGET_RATIO}x invoke")
     return "\n".join(lines), out
 
 

@@ -99,13 +99,10 @@ def _encode_categorical(s: pd.Series, col: CategoricalColumn, rep: PreparationRe
         as_str = s.map(lambda v: _category_str(v) if pd.notna(v) else None)
     else:
         as_str = s.astype("string")
-    lookup = {c: i for i, c in enumerate(col.categories)}
-    cat = pd.Categorical(as_str, categories=list(col.categories))
-    codes = np.asarray(cat.codes, dtype=np.int32).copy()
+    codes = pd.Index(list(col.categories), dtype="string").get_indexer(as_str).astype(np.int32)
     other = (codes < 0) & ~missing
     codes[missing] = k
     codes[other] = k + 1
-    del lookup
     rep.missing[col.name] = int(missing.sum())
     rep.other[col.name] = int(other.sum())
     return codes

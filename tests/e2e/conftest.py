@@ -97,44 +97,61 @@ class StreamlitServer:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            if self.proc.poll() is not None:
+                break
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+                os.killpg(self.proc.pid, sig)      # the server's own process group only
+                self.proc.wait(wait)
             except ProcessLookupError:
-                pass
+                break
+            except subprocess.TimeoutExpired:
+                continue
         self._log.close()
 
 
-def _server(tmp_path_factory, name: str, unset: tuple[str, ...] = (), **extra_env: str):
+def _launch(tmp_path_factory, name: str, unset: tuple[str, ...] = (), **extra_env: str) -> StreamlitServer:
     d = tmp_path_factory.mktemp(name)
     env = {"DP_LEDGER": str(d / "ledger.sqlite"), "DP_DEMO_ROWS": "5000", "DP_UPLOADS": str(d / "uploads"),
            **extra_env}
-    srv = StreamlitServer(env, d / "streamlit.log", unset)
+    return StreamlitServer(env, d / "streamlit.log", unset)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """Both servers start together (their start-up overlaps), each with its own temporary ledger."""
+    started = {
+        # DP_ROLE/DP_ANALYST unset and no secrets: the single local data owner ("local owner").
+        "owner": _launch(tmp_path_factory, "owner", unset=("DP_ROLE", "DP_ANALYST")),
+        "analyst": _launch(tmp_path_factory, "analyst", DP_ROLE="analyst", DP_ANALYST="ana"),
+    }
     try:
-        srv.wait_healthy()
-    except Exception:
-        srv.stop()
-        raise
-    return srv
+        for srv in started.values():
+            srv.wait_healthy()
+        yield started
+    finally:
+        for srv in started.values():
+            srv.stop()
 
 
 @pytest.fixture(scope="module")
-def owner_server(tmp_path_factory):
-    # DP_ROLE/DP_ANALYST unset and no secrets: the single local data owner ("local owner").
-    srv = _server(tmp_path_factory, "owner", unset=("DP_ROLE", "DP_ANALYST"))
-    yield srv
-    srv.stop()
+def owner_server(servers) -> StreamlitServer:
+    return servers["owner"]
 
 
 @pytest.fixture(scope="module")
-def analyst_server(tmp_path_factory):
-    srv = _server(tmp_path_factory, "analyst", DP_ROLE="analyst", DP_ANALYST="ana")
-    yield srv
-    srv.stop()
+def analyst_server(servers) -> StreamlitServer:
+    return servers["analyst"]
+
+
+@pytest.fixture(autouse=True)
+def _patient_timeouts(page: Page):
+    """First loads fetch large frontend chunks (Plotly, DataFrame); under `pytest -n 2` on a small
+    machine they can take several seconds."""
+    page.set_default_timeout(30_000)
+    expect.set_options(timeout=20_000)
+    yield
+    expect.set_options(timeout=None)       # back to Playwright's default for anything else
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -149,10 +166,13 @@ def wait_for_app_run(page: Page, timeout: float = 30_000) -> None:
 
 
 def full_page_screenshot(page: Page, name: str) -> Path:
-    """Streamlit scrolls inside stMain: grow the viewport to its height, shoot, restore."""
+    """Streamlit scrolls inside stMain (and the sidebar): grow the viewport to the taller of the
+    two, shoot, restore. The mouse is parked first so no hover tooltip covers the page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     old = page.viewport_size or VIEWPORT
-    height = page.get_by_test_id("stMain").evaluate("el => el.scrollHeight")
+    page.mouse.move(old["width"] - 5, 5)
+    height = page.evaluate("""() => Math.max(...['stMain', 'stSidebarContent'].map(id =>
+        document.querySelector(`[data-testid="${id}"]`)?.scrollHeight || 0))""")
     page.set_viewport_size({"width": old["width"], "height": max(int(height), old["height"])})
     page.wait_for_timeout(400)   # let Plotly relayout to the new size
     path = SCREENSHOTS / f"{name}.png"

@@ -159,6 +159,7 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
 
     offline = browser.new_context(viewport={"width": 1200, "height": 900})
     blocked: list[str] = []
+    js_errors: list[str] = []
 
     def block_network(route: Route) -> None:
         if route.request.url.startswith("file://"):
@@ -170,12 +171,15 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     try:
         offline.route("**/*", block_network)
         view = offline.new_page()
+        view.on("pageerror", lambda e: js_errors.append(str(e)))
         view.goto(report.as_uri())
+        expect(view.get_by_role("heading", level=1)).to_contain_text("Radiology review")
         plots = view.locator(".js-plotly-plot")
         expect(plots.first.locator("svg.main-svg").first).to_be_attached(timeout=20_000)
         assert plots.count() >= 3
         assert view.locator(".js-plotly-plot .plot-container svg").count() >= 3
         assert not blocked, f"the offline report tried to fetch {blocked}"
+        assert not js_errors, js_errors
     finally:
         offline.close()
 
@@ -193,6 +197,8 @@ def test_analyst_cannot_see_owner_pages(page: Page, analyst_server):
     for path in ("compare", "tradeoff", "upload"):
         page.goto(f"{analyst_server.url}/{path}")
         wait_for_app_run(page)
+        if path == "compare":
+            full_page_screenshot(page, "07_analyst_at_compare_url")
         body = page.get_by_test_id("stApp")
         expect(body).not_to_contain_text("True vs private")
         expect(body).not_to_contain_text("not private")
