@@ -161,7 +161,12 @@ def test_ledger_page_lists_releases_and_owner_can_raise_budget():
     rows = at.dataframe[0].value
     assert (rows["event"] == "release").sum() == 1
     at.number_input(key="budget_total").set_value(5.0)
-    at.get("form")  # the budget form exists
+    [b for b in at.button if b.label == "Save budget"][0].click().run()
+    assert not at.exception, at.exception
+    assert _remaining() == pytest.approx(5.0 - 0.1, abs=1e-3)
+    at.switch_page("pages/ledger.py").run()
+    rows = at.dataframe[0].value
+    assert (rows["event"] == "budget set").sum() == 2      # schema default + the owner's audit row
     assert any("hash chain intact" in c.value for c in at.caption)
 
 
