@@ -88,7 +88,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "streamlit.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("DP_ROLE", "DP_ANALYST", "STREAMLIT_LOGGER_LEVEL")}
+        env = {k: v for k, v in os.environ.items() if k not in ("DP_ROLE", "DP_ANALYST")}
         env.update(DP_LEDGER=str(workdir / "ledger.sqlite"), DP_DEMO_ROWS=str(rows),
                    DP_UPLOADS=str(workdir / "uploads"))
         self._log = open(self.log_path, "w")
@@ -182,8 +182,12 @@ def _drive(page, url: str, runs: int) -> tuple[list[float], list[float], float, 
 def app_cohort(rows: int):
     """The cohort exactly as the app builds it for DP_DEMO_ROWS=rows (its dataset id names the
     size, e.g. 'prostate-rows1000000', so the budget must be set on that id)."""
-    os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")   # no "no runtime" warnings here
-    from dashboard.services import prepared_cohort
+    import logging
+    logging.disable(logging.WARNING)        # streamlit's "No runtime found" when imported bare
+    try:
+        from dashboard.services import prepared_cohort
+    finally:
+        logging.disable(logging.NOTSET)
     return prepared_cohort.__wrapped__(DATASET, rows)
 
 

@@ -214,12 +214,35 @@ def _counts_plan(query: Query, schema: Schema, epsilon: float, mechanism: str, d
 
 
 def _count_plan(q: CountQuery, schema, epsilon, mechanism, delta) -> Plan:
-    def codes(cohort: PreparedCohort) -> np.ndarray:
+    """Number of rows (optionally in one public category): OpenDP count + noise, one value."""
+    d_in = schema.max_rows_per_unit
+    unit = "rows" if d_in > 1 else "patients"
+
+    def build(scale: float):
+        return _int_space() >> dp.t.then_count(TO=dp.i32) >> _then_noise(mechanism, scale)
+
+    m, (scale,), cost = calibrate([build], [1.0], d_in, epsilon, mechanism, delta)
+    noise = _noise_of(mechanism, True)
+
+    def make_input(cohort: PreparedCohort) -> np.ndarray:
         if "zeros" not in cohort._cache:
             cohort._cache["zeros"] = np.zeros(cohort.n_rows, dtype=np.int32)
-        return cohort._cache["zeros"]
-    return _counts_plan(q, schema, epsilon, mechanism, delta, 1, ["rows" if schema.max_rows_per_unit > 1 else "patients"],
-                        codes)
+        return _sel(cohort._cache["zeros"], _rows(cohort, q))
+
+    def finish(raw, alpha: float) -> Outcome:
+        v = float(raw)
+        a = accuracy(scale, alpha, noise)
+        return Outcome([v], [v - a], [v + a], {"halfwidth": a})
+
+    def truth(cohort: PreparedCohort) -> list[float]:
+        return [float(len(make_input(cohort)))]
+
+    def preview(alpha: float) -> dict:
+        a = accuracy(scale, alpha, noise)
+        return {"kind": "counts", "halfwidth": a, "unit": unit, "words": f"the count within ±{a:,.1f} {unit}"}
+
+    return Plan(q, schema, epsilon, mechanism, delta, m, d_in, cost, [unit], {"counts": (noise, scale)},
+                make_input, finish, truth, preview)
 
 
 def _histogram_plan(q: HistogramQuery, schema, epsilon, mechanism, delta) -> Plan:
@@ -252,14 +275,22 @@ def _crosstab_plan(q: CrossTabQuery, schema, epsilon, mechanism, delta) -> Plan:
 
 # ---------------------------------------------------------------------------------------- mean
 def _centred(cohort: PreparedCohort, column: str, mask: np.ndarray | None, mid: float) -> np.ndarray:
+    """Non-missing values minus the public mid-range; cached for the unrestricted case.
+
+    OpenDP reads the array without changing it (tests/test_core_smoke checks this)."""
+    key = ("centred", column, mid)
+    if mask is None and key in cohort._cache:
+        return cohort._cache[key]
     x = cohort.numbers[column]
-    key = ("finite", column)
-    if key not in cohort._cache:
-        cohort._cache[key] = ~np.isnan(x)
-    ok = cohort._cache[key]
+    fkey = ("finite", column)
+    if fkey not in cohort._cache:
+        cohort._cache[fkey] = ~np.isnan(x)
+    ok = cohort._cache[fkey]
     keep = ok if mask is None else (ok & mask)
     out = x[keep]
     out -= mid
+    if mask is None:
+        cohort._cache[key] = out
     return out
 
 

@@ -47,3 +47,21 @@ def test_identical_query_returns_stored_release(toy_cohort, ledger):
     assert a.values == b.values
     assert ledger.state("toy", "ann").spent == pytest.approx(0.3)
     assert ledger.verify() == []
+
+
+def test_invocation_leaves_cached_inputs_unchanged(toy_cohort):
+    """Cached encoded inputs are reused across releases: OpenDP must not modify them."""
+    from privacy.measurements import build_plan
+    for q in (MeanQuery(column="x"), HistogramQuery(column="g"), CountQuery()):
+        plan = build_plan(q, toy_cohort.schema, 1.0)
+        data = plan.make_input(toy_cohort)
+        before = data.copy()
+        plan.measurement(data)
+        np.testing.assert_array_equal(before, plan.make_input(toy_cohort))
+
+
+def test_count_is_one_noisy_value_with_the_count_interval(toy_cohort, ledger):
+    r = release(CountQuery(), toy_cohort, 1.0, ledger, "ann")
+    assert len(r.values) == 1 and r.ci_low[0] < r.values[0] < r.ci_high[0]
+    assert r.ci_high[0] - r.values[0] == pytest.approx(3.3756, abs=1e-3)   # discrete Laplace scale 1
+    assert abs(r.values[0] - 1000) < 40   # 1000 rows; scale 1 noise beyond 40 has probability < 1e-17
