@@ -7,6 +7,10 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8501
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
+# Keep freed buffers mapped between releases: OpenDP's per-call buffers (~8 MB at 10^6 rows)
+# otherwise go back to the OS each call and page-fault in again (measured: mean 38-68 -> 19-23 ms).
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456
+
 .PHONY: run test bench install system-deps clean
 
 $(PY):
