@@ -117,31 +117,27 @@ def _launch(tmp_path_factory, name: str, unset: tuple[str, ...] = (), **extra_en
     return StreamlitServer(env, d / "streamlit.log", unset)
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """Both servers start together (their start-up overlaps), each with its own temporary ledger."""
-    started = {
-        # DP_ROLE/DP_ANALYST unset and no secrets: the single local data owner ("local owner").
-        "owner": _launch(tmp_path_factory, "owner", unset=("DP_ROLE", "DP_ANALYST")),
-        "analyst": _launch(tmp_path_factory, "analyst", DP_ROLE="analyst", DP_ANALYST="ana"),
-    }
+def _serve(tmp_path_factory, name: str, unset: tuple[str, ...] = (), **extra_env: str):
+    srv = _launch(tmp_path_factory, name, unset, **extra_env)
     try:
-        for srv in started.values():
-            srv.wait_healthy()
-        yield started
+        srv.wait_healthy()
+        yield srv
     finally:
-        for srv in started.values():
-            srv.stop()
+        srv.stop()
+
+
+# One server per role, each with its own temporary ledger, started only by the test that needs it:
+# `--dist loadgroup` does not group tests under pytest 9.2 + xdist 3.8 (pytest-xdist#1386), so the
+# two browser tests may run on different workers.
+@pytest.fixture(scope="module")
+def owner_server(tmp_path_factory):
+    # DP_ROLE/DP_ANALYST unset and no secrets: the single local data owner ("local owner").
+    yield from _serve(tmp_path_factory, "owner", unset=("DP_ROLE", "DP_ANALYST"))
 
 
 @pytest.fixture(scope="module")
-def owner_server(servers) -> StreamlitServer:
-    return servers["owner"]
-
-
-@pytest.fixture(scope="module")
-def analyst_server(servers) -> StreamlitServer:
-    return servers["analyst"]
+def analyst_server(tmp_path_factory):
+    yield from _serve(tmp_path_factory, "analyst", DP_ROLE="analyst", DP_ANALYST="ana")
 
 
 @pytest.fixture(autouse=True)
