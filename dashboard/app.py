@@ -74,11 +74,11 @@ with st.sidebar:
 
 set_context(Context(identity, cohort_name, cohort, ledger, mechanism))
 
-pages = [st.Page("pages/explore.py", title="Explore", icon="📊", default=True),
-         st.Page("pages/radiology.py", title="Radiology review", icon="🩻"),
-         st.Page("pages/ledger.py", title="Ledger", icon="📒")]
+pages = [st.Page("pages/explore.py", title="Explore", default=True),
+         st.Page("pages/radiology.py", title="Radiology review"),
+         st.Page("pages/ledger.py", title="Ledger")]
 if identity.is_owner:
-    pages[1:1] = [st.Page("pages/compare.py", title="Compare (owner)", icon="⚖️"),
-                  st.Page("pages/tradeoff.py", title="Trade-off (owner)", icon="📉"),
-                  st.Page("pages/upload.py", title="Upload cohort (owner)", icon="📤")]
+    pages[1:1] = [st.Page("pages/compare.py", title="Compare (owner)"),
+                  st.Page("pages/tradeoff.py", title="Trade-off (owner)"),
+                  st.Page("pages/upload.py", title="Upload cohort (owner)")]
 st.navigation(pages).run()

@@ -736,10 +736,10 @@ def size_figure(sizes: Sequence[float], rel_errors: Sequence[float] | Mapping[st
         c = _series_colour(i, name)
         fig.add_trace(go.Scatter(x=x[m], y=y[m], mode="lines+markers", name=_esc(name),
                                  line=dict(color=c, width=2), marker=dict(color=c, size=7),
-                                 hovertemplate=f"{_esc(name)}<br>size %{{x:,.0f}}: %{{y:.2~%}}<extra></extra>"))
+                                 hovertemplate=f"{_esc(name)}<br>size %{{x:,.0f}}: %{{y:.2~p}}<extra></extra>"))
     _layout(fig, title, "", x_title, y_title, legend=len(series) > 1)
     fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log", tickformat=".2~%")
+    fig.update_yaxes(type="log", tickformat=".2~p")
     return fig
 
 

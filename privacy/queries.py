@@ -21,6 +21,12 @@ class QueryError(ValueError):
     """A query spec or its parameters are invalid for the schema (specific message)."""
 
 
+def _mid_sentence(label: str) -> str:
+    """'Report turnaround' -> 'report turnaround' inside a sentence; acronyms ('PSA', 'CT dose') stay."""
+    first = label.split(" ", 1)[0]
+    return label[0].lower() + label[1:] if len(first) > 1 and first[1:].islower() else label
+
+
 @dataclass(frozen=True)
 class Where:
     """Restrict to rows where categorical `column` equals the public category `value`."""
@@ -52,7 +58,7 @@ class _Query:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     def describe(self, schema: Schema | None = None) -> str:
-        lab = (lambda c: schema.label(c)) if schema else (lambda c: c)
+        lab = (lambda c: _mid_sentence(schema.label(c))) if schema else (lambda c: c)
         text = self._describe(lab)
         if self.where:
             text += f" among {lab(self.where.column)} = {self.where.value}"

@@ -40,7 +40,9 @@ with right:
         sim, query = res["sim"], res["query"]
         title = f"{query.describe(schema)} at ε {res['eps']:g}"
         st.plotly_chart(charts.compare_figure(sim.labels, sim.truth, sim.values[0], sim.ci_low[0], sim.ci_high[0],
-                                              title), width="stretch", key="cmp_chart")
+                                              title, value_title="Number of patients" if query.stat in
+                                              ("count", "histogram", "crosstab") else "Value"),
+                        width="stretch", key="cmp_chart")
         s = sim.summary()
         c1, c2, c3 = st.columns(3)
         if query.stat in ("histogram", "crosstab"):
@@ -56,7 +58,7 @@ with right:
         st.dataframe({"bucket": sim.labels, "true value (not private)": sim.truth,
                       "one private release": sim.values[0].tolist(), "its error": err[0].tolist(),
                       "mean |error| over draws": np.nanmean(np.abs(err), axis=0).tolist(),
-                      "interval covered truth": (np.mean((sim.ci_low <= np.asarray(sim.truth)) &
+                      "coverage": (np.mean((sim.ci_low <= np.asarray(sim.truth)) &
                                                          (np.asarray(sim.truth) <= sim.ci_high), axis=0)).tolist()},
                      hide_index=True, width="stretch")
         st.plotly_chart(charts.spread_figure(sim, f"Spread of {sim.values.shape[0]} simulated releases"),

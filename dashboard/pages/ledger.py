@@ -20,7 +20,7 @@ rows = []
 for e in entries:
     if e["kind"] == "budget":
         rows.append({"time": e["ts"][:19], "analyst": e["analyst"], "event": "budget set",
-                     "query": f"total ε {e['epsilon']:g} by {e['actor']}", "ε": None, "mechanism": "", "status": ""})
+                     "query": f"total budget set by {e['actor']}", "ε": round(e["epsilon"], 4), "mechanism": "", "status": ""})
     elif e["kind"] == "reserve":
         q = json.loads(e["query"]) if e["query"] else {}
         desc = q.get("stat", "") + " " + " ".join(f"{k}={v}" for k, v in q.items() if k != "stat" and v not in (None, ""))
@@ -29,7 +29,7 @@ for e in entries:
                      "status": "shown" if e["release_key"] in results else "charged, no result"})
     elif e["kind"] == "failure":
         rows.append({"time": e["ts"][:19], "analyst": e["analyst"], "event": "failed (still charged)", "query": "",
-                     "ε": None, "mechanism": "", "status": ""})
+                     "ε": 0.0, "mechanism": "", "status": ""})
 cached = st.session_state.get("_cached_views", 0)
 st.caption("Cached repeats of an identical query are served from the stored result and add no row of cost.")
 st.dataframe(rows, hide_index=True, width="stretch")

@@ -26,7 +26,8 @@ for it in items:
     p = preview(it.query, schema, it.epsilon(total), ctx.mechanism)
     rows.append({"statistic": it.title, "share": f"{it.share:.0%}", "ε": round(p.epsilon, 4),
                  "expected 95% accuracy": p.words})
-st.dataframe(rows, hide_index=True, width="stretch")
+st.dataframe(rows, hide_index=True, width="stretch",
+             column_config={"expected 95% accuracy": st.column_config.TextColumn(width="large")})
 state = ctx.budget()
 st.caption(f"Report cost: ε {total:g} in {len(items)} releases · remaining budget {state.remaining:.3g}")
 
@@ -68,7 +69,8 @@ if "volume" in rels:
         idx = [i * len(mods) + j for i in range(len(months)) if months[i] != "missing"]
         series[m] = ([r.values[k] for k in idx], [r.ci_low[k] for k in idx], [r.ci_high[k] for k in idx])
     figs["volume"] = charts.timeseries_figure([m for m in months if m != "missing"], series,
-                                              "Exams per month by modality", "exams")
+                                              "Exams per month by modality", "exams",
+                                              clip_zero=True)
 if "turnaround_mean" in rels:
     figs["turnaround_mean"] = charts.release_figure(rels["turnaround_mean"], schema)
 med = [k for k in rels if k.startswith("turnaround_median_")]
