@@ -393,13 +393,18 @@ def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, 
     n_cnt = _noise_of(mechanism, True)
     n_sum = _noise_of(mechanism, rows["s"]["distribution"].startswith("Integer"))
 
-    def make_input(cohort):
+    def groups_and_values(cohort):
+        """Group codes and centred values of the non-missing rows (restricted by `where`)."""
         x = cohort.numbers[q.column]
         keep = ~np.isnan(x)
         mask = _rows(cohort, q)
         if mask is not None:
             keep &= mask
-        return pl.LazyFrame({"g": cohort.codes[q.by][keep], "x": x[keep] - mid})
+        return cohort.codes[q.by][keep], x[keep] - mid
+
+    def make_input(cohort):
+        g, v = groups_and_values(cohort)
+        return pl.LazyFrame({"g": g, "x": v})
 
     def finish(raw, alpha):
         df = raw.collect().sort("g")
@@ -412,16 +417,11 @@ def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, 
         return Outcome(vals, lo, hi, {"noisy_counts": counts, "count_halfwidth": a_c, "sum_halfwidth": a_s})
 
     def truth(cohort):
-        x = cohort.numbers[q.column]
-        keep = ~np.isnan(x)
-        mask = _rows(cohort, q)
-        if mask is not None:
-            keep &= mask
-        g, v = cohort.codes[q.by][keep], x[keep]
+        g, v = groups_and_values(cohort)
         n = np.bincount(g, minlength=len(labels)).astype(float)
         s = np.bincount(g, weights=v, minlength=len(labels))
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (s / n).tolist()
+            return (s / n + mid).tolist()
 
     def preview(alpha):
         a_s, a_c = accuracy(s_sum, alpha / 2, n_sum), accuracy(s_cnt, alpha / 2, n_cnt)
