@@ -28,6 +28,16 @@ def _label(schema: Schema, name: str) -> str:
     return f"{c.label or c.name}" + (f" ({c.unit})" if getattr(c, "unit", "") else "")
 
 
+def chosen_epsilon(prefix: str = "ex") -> float | None:
+    """The epsilon currently chosen on a page (from its widgets' state), for the sidebar's words."""
+    mode = st.session_state.get(f"{prefix}_mode")
+    if mode in PRESETS:
+        return PRESETS[mode]
+    if mode == "Custom":
+        return st.session_state.get(f"{prefix}_eps")
+    return None
+
+
 def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(STAT_LABELS)) -> Query | None:
     """Controls for one statistic; returns the query spec, or None with a message if incomplete."""
     cats = [c.name for c in schema.of_kind("categorical")]
