@@ -23,8 +23,10 @@ class QueryError(ValueError):
 
 def _mid_sentence(label: str) -> str:
     """'Report turnaround' -> 'report turnaround' inside a sentence; acronyms ('PSA', 'CT dose') stay."""
-    first = label.split(" ", 1)[0]
-    return label[0].lower() + label[1:] if len(first) > 1 and first[1:].islower() else label
+    words = label.split(" ")
+    first = words[0]
+    # single words are often proper names ('Gleason'): keep them; lower only multi-word phrases
+    return label[0].lower() + label[1:] if len(words) > 1 and len(first) > 1 and first[1:].islower() else label
 
 
 @dataclass(frozen=True)
