@@ -6,13 +6,7 @@ intervals at alpha/2 each (Bonferroni), so the ratio interval covers with probab
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from privacy.opendp_runtime import dp
-
-NOISES = ("discrete laplace", "laplace", "discrete gaussian", "gaussian")
 
 
 def accuracy(scale: float, alpha: float, noise: str) -> float:
@@ -28,12 +22,6 @@ def accuracy(scale: float, alpha: float, noise: str) -> float:
     if noise == "gaussian":
         return dp.gaussian_scale_to_accuracy(scale, alpha)
     raise ValueError(f"unknown noise {noise!r}")
-
-
-def count_interval(values: np.ndarray, scale: float, alpha: float, noise: str) -> tuple[np.ndarray, np.ndarray]:
-    a = accuracy(scale, alpha, noise)
-    v = np.asarray(values, dtype=float)
-    return v - a, v + a
 
 
 def ratio_interval(noisy_sum: float, noisy_count: float, sum_acc: float, count_acc: float,
@@ -53,10 +41,3 @@ def ratio_interval(noisy_sum: float, noisy_count: float, sum_acc: float, count_a
     lo = min(s_lo / n_lo, s_lo / n_hi)
     hi = max(s_hi / n_lo, s_hi / n_hi)
     return est, max(lower, lo), min(upper, hi)
-
-
-def mean_halfwidth_at(n: int, sum_acc: float, count_acc: float, mean_guess: float = 0.0) -> float:
-    """Approximate half-width of a mean interval for a group of `n` rows (for previews)."""
-    if n - count_acc <= 0:
-        return math.inf
-    return (sum_acc + abs(mean_guess) * count_acc) / (n - count_acc)

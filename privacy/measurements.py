@@ -28,9 +28,6 @@ from privacy.opendp_runtime import dp
 from privacy.queries import (CountQuery, CrossTabQuery, GroupedMeanQuery, HistogramQuery, MeanQuery,
                              Query, QuantileQuery, validate_epsilon, validate_mechanism, validate_query)
 
-INT_SPACE = None  # built lazily (domains are cheap but keep import light)
-
-
 def _int_space():
     return dp.vector_domain(dp.atom_domain(T=dp.i32)), dp.symmetric_distance()
 

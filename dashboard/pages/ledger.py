@@ -30,7 +30,6 @@ for e in entries:
     elif e["kind"] == "failure":
         rows.append({"time": e["ts"][:19], "analyst": e["analyst"], "event": "failed (still charged)", "query": "",
                      "ε": 0.0, "mechanism": "", "status": ""})
-cached = st.session_state.get("_cached_views", 0)
 st.caption("Cached repeats of an identical query are served from the stored result and add no row of cost.")
 st.dataframe(rows, hide_index=True, width="stretch")
 if entries:
