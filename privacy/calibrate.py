@@ -10,40 +10,34 @@ Gaussian noise is analysed under zCDP and converted to (epsilon, delta) with Ope
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable, Sequence
 
+from privacy.accounting import epsilon_to_rho, zcdp_of
 from privacy.opendp_runtime import dp
 
 DEFAULT_DELTA = 1e-7
 Builder = Callable[[float], "dp.Measurement"]
 
 
-@functools.lru_cache(maxsize=1024)
 def rho_for(epsilon: float, delta: float) -> float:
     """Largest rho whose zCDP -> (epsilon, delta) conversion (OpenDP) stays within epsilon."""
-    space = dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float)
+    return epsilon_to_rho(float(epsilon), float(delta))
 
-    def eps_at(rho: float) -> float:
-        m = space >> dp.m.then_gaussian(scale=1.0)
-        # scale 1, sensitivity d -> rho = d^2/2: choose d so rho matches
-        d = math.sqrt(2.0 * rho)
-        conv = dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(m), delta=delta)
-        return conv.map(d)[0]
 
-    lo, hi = 1e-12, 1.0
-    while eps_at(hi) < epsilon:
-        hi *= 4
-        if hi > 1e9:
-            break
-    for _ in range(80):
-        mid = math.sqrt(lo * hi)
-        if eps_at(mid) <= epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+class Cost(tuple):
+    """(epsilon, delta) of a calibrated measurement, as OpenDP's map reports it, with its zCDP
+    form: `rho` and `zcdp` (the measurement under zCDP) for the ledger's zCDP accounting."""
+
+    def __new__(cls, epsilon: float, delta: float, rho: float, zcdp):
+        obj = super().__new__(cls, (float(epsilon), float(delta)))
+        obj.rho, obj.zcdp = float(rho), zcdp
+        return obj
+
+
+def _rho_pair(inner, d_in: int, mechanism: str):
+    z, rho = zcdp_of(inner, d_in, mechanism)
+    return rho, z
 
 
 def _as_approx(m, delta: float):
@@ -57,7 +51,8 @@ def calibrate(builders: Sequence[Builder], weights: Sequence[float], d_in: int, 
     Each builder maps a noise scale to one OpenDP measurement; part i receives the share
     weights[i]/sum(weights) of the budget. Several parts are composed with `compose` (default
     `dp.c.make_composition`). For "laplace" the result is pure epsilon-DP (delta 0); for
-    "gaussian" the zCDP result is converted to (epsilon, delta).
+    "gaussian" the zCDP result is converted to (epsilon, delta). The returned cost also carries
+    the measurement's zCDP form and rho (for zCDP accounting in the ledger).
     """
     total_w = float(sum(weights))
     shares = [w / total_w for w in weights]
@@ -72,13 +67,14 @@ def calibrate(builders: Sequence[Builder], weights: Sequence[float], d_in: int, 
     else:
         raise ValueError(f"unknown mechanism {mechanism!r}")
     for _ in range(60):
-        m = compose([b(sc) for b, sc in zip(builders, scales)])
+        inner = compose([b(sc) for b, sc in zip(builders, scales)])
         if mechanism == "gaussian":
-            m = _as_approx(m, delta)
+            m = _as_approx(inner, delta)
             eps_cost, delta_cost = m.map(d_in)
         else:
+            m = inner
             eps_cost, delta_cost = m.map(d_in), 0.0
         if eps_cost <= epsilon:
-            return m, scales, (float(eps_cost), float(delta_cost))
+            return m, scales, Cost(eps_cost, delta_cost, *_rho_pair(inner, d_in, mechanism))
         scales = [sc * (1 + 1e-9 * 4 ** _) for sc in scales]
     raise RuntimeError("could not calibrate the noise scale to the requested epsilon")

@@ -3,7 +3,11 @@
     release   one DP release, charged to the persistent ledger before it runs
     preview   cost and expected 95% error of a query (touches no data, spends nothing)
     simulate  data owner only: many draws on the true data, spends nothing
-    ledger    list entries and budgets, set a budget (owner action), verify the hash chain
+    budget    data owner only: a dataset's total budget, accounting, analysts' allowances
+    ledger    data owner only: list entries and every analyst's budget; verify the hash chain
+
+Owner actions need the ledger file's owner permissions: the file should be readable and writable
+by the data owner's account only; analysts release through the app or a wrapper run as that account.
 
 Exit status: 0 success; 2 bad input or a refused budget (one line on stderr, nothing spent);
 1 the ledger is damaged (`ledger --verify`) or unusable, or a release failed after its charge.
@@ -222,8 +226,11 @@ def cmd_release(args) -> int:
     finally:
         ledger.close()
     out = rel.to_dict()
-    out["total"] = state.total
+    out["total"] = state.total              # the analyst's allowance
     out["spent"] = state.spent
+    out["remaining"] = state.remaining      # the smaller of allowance left and dataset left
+    out["dataset_remaining"] = state.dataset_remaining
+    out["accounting"] = state.data.accounting
     if args.json:
         _print_json(out)
         return 0
@@ -232,12 +239,12 @@ def cmd_release(args) -> int:
             for lab, v, lo, hi in zip(rel.labels, out["values"], out["ci_low"], out["ci_high"])]
     print(_table(["", "value", f"{1 - rel.alpha:.0%} interval"], rows, [False, True, True]))
     cost = f"epsilon {_eps(rel.epsilon)}" + (f", delta {rel.delta:.2g}" if rel.delta else "")
+    left = (f"you can still spend epsilon {_eps(state.remaining)} (allowance {_eps(state.total)}, "
+            f"dataset {_eps(state.dataset_remaining)} left of {_eps(state.data.total)})")
     if rel.cached:
-        print(f"identical release returned from the ledger at no cost (it cost {cost} when first made); "
-              f"remaining {_eps(state.remaining)} of {_eps(state.total)}")
+        print(f"identical release returned from the ledger at no cost (it cost {cost} when first made); {left}")
     else:
-        print(f"charged {cost} ({rel.mechanism}, noise scale {rel.scale:.4g}); "
-              f"remaining {_eps(state.remaining)} of {_eps(state.total)}")
+        print(f"charged {cost} ({rel.mechanism}, noise scale {rel.scale:.4g}); {left}")
     return 0
 
 
@@ -373,13 +380,12 @@ def cmd_ledger(args) -> int:
         return 0
 
     if not os.path.exists(path):  # listing never creates a ledger
-        entries, budgets = [], []
+        entries, datasets = [], []
     else:
         lg = BudgetLedger(path)
         try:
             entries = lg.entries(dataset, args.analyst)
-            budgets = [b for b in lg.budgets()
-                       if (not dataset or b.dataset == dataset) and (not args.analyst or b.analyst == args.analyst)]
+            datasets = [_dataset_doc(lg, d, args.analyst) for d in lg.datasets() if not dataset or d == dataset]
         finally:
             lg.close()
     for e in entries:
@@ -388,18 +394,16 @@ def cmd_ledger(args) -> int:
                 e["payload"] = json.loads(e["payload"])
             except ValueError:
                 pass
-    bud = [{"dataset": b.dataset, "analyst": b.analyst, "total": b.total, "spent": b.spent,
-            "remaining": b.remaining, "delta_spent": b.delta_spent} for b in budgets]
+    bud = [dict(a, dataset=d["dataset"]) for d in datasets for a in d["analysts"]]
     if args.json:
-        _print_json({"path": path, "budgets": bud, "entries": entries})
+        _print_json({"path": path, "datasets": datasets, "budgets": bud, "entries": entries})
         return 0
     print(f"ledger {path}")
-    if not bud:
+    if not datasets:
         print("  (no budgets or releases yet)")
         return 0
-    print(_table(["dataset", "analyst", "spent", "total", "remaining"],
-                 [[b["dataset"], b["analyst"], _eps(b["spent"]), _eps(b["total"]), _eps(b["remaining"])]
-                  for b in bud], [False, False, True, True, True]))
+    for d in datasets:
+        _print_dataset(d)
     shown = entries[-args.limit:] if args.limit > 0 else []
     if shown:
         print(f"last {len(shown)} of {len(entries)} entries:")
@@ -408,10 +412,80 @@ def cmd_ledger(args) -> int:
             what = _describe_query(e.get("query")) if e.get("query") else (e.get("actor") or "")
             if e["kind"] in ("result", "failure"):
                 what = f"for reserve #{e.get('actor')}"
+            elif e["kind"] == "refusal":
+                what = f"refused ({e['payload'].get('which')}): {what}"
             rows.append([str(e["seq"]), e["ts"][:19], e["kind"], e["dataset"], e["analyst"],
-                         _eps(e["epsilon"]) if e["kind"] in ("budget", "reserve") else "", str(what)[:60]])
+                         _eps(e["epsilon"]) if e["kind"] in ("budget", "reserve", "dataset") else "", str(what)[:60]])
         print(_table(["#", "time (UTC)", "kind", "dataset", "analyst", "epsilon", "what"], rows,
                      [True, False, False, False, False, True, False]))
+    return 0
+
+
+def _dataset_doc(lg, dataset: str, analyst: str | None = None) -> dict[str, Any]:
+    """Dataset budget and per-analyst allowances, as `ledger --json` and `budget --json` print them."""
+    d = lg.dataset_state(dataset).to_dict()
+    d["analysts"] = [a.to_dict() for a in lg.analysts(dataset) if not analyst or a.analyst == analyst]
+    return d
+
+
+def _print_dataset(d: dict[str, Any]) -> None:
+    dl = (f"; delta {d['delta_spent']:.2g} spent of {d['delta_total']:.2g}" if d["delta_total"] else "; no delta")
+    allow = "the whole dataset budget" if d["default_allowance"] is None else _eps(d["default_allowance"])
+    print(f"dataset {d['dataset']} ({d['accounting']} accounting): epsilon {_eps(d['spent'])} spent of "
+          f"{_eps(d['total'])}, {_eps(d['remaining'])} left for all analysts together{dl}; "
+          f"{d['releases']} release(s); analysts without an allowance of their own may spend {allow}")
+    if d["analysts"]:
+        print(_table(["analyst", "allowance", "spent", "can still spend"],
+                     [[a["analyst"], _eps(a["allowance"]) + ("" if a["allowance_set"] else " (default)"),
+                       _eps(a["spent"]), _eps(a["remaining"])] for a in d["analysts"]], [False, True, True, True]))
+
+
+def cmd_budget(args) -> int:
+    """Owner action: show or set a dataset's budget, accounting and allowances."""
+    from privacy.ledger import BudgetLedger
+
+    if args.dataset and (args.cohort or args.data or args.schema):
+        raise UsageError("give --dataset D, or the data (--cohort NAME or --data FILE --schema FILE), not both")
+    schema = None if args.dataset else _schema(args)
+    dataset = args.dataset or schema.dataset_id
+    total = _float_arg(args.total, "--total")
+    delta = _float_arg(args.delta, "--delta")
+    allowance = _float_arg(args.allowance, "--allowance")
+    default_allowance: Any = "keep"
+    if args.default_allowance is not None:
+        default_allowance = (None if args.default_allowance.strip().lower() in ("none", "all", "dataset")
+                             else _float_arg(args.default_allowance, "--default-allowance"))
+    if (allowance is None) != (args.analyst is None):
+        raise UsageError("--analyst NAME and --allowance EPS go together")
+    if args.analyst is not None and not args.analyst.strip():
+        raise UsageError("--analyst must not be empty")
+    actor = args.actor or f"data owner ({_default_analyst()})"
+    path = _ledger_path(args)
+    lg = BudgetLedger(path)
+    try:
+        changed = []
+        if any(v is not None for v in (total, delta, args.accounting)) or default_allowance != "keep":
+            lg.set_dataset_budget(dataset, total, delta, args.accounting, default_allowance, actor=actor,
+                                  note=args.note or "", default_total=schema.default_budget if schema else None)
+            changed.append("dataset budget")
+        if allowance is not None:
+            if schema is not None:   # the schema's default dataset budget, if none was set yet
+                lg.ensure_budget(dataset, args.analyst, schema.default_budget)
+            lg.set_allowance(dataset, args.analyst.strip(), allowance, actor=actor, note=args.note or "")
+            changed.append(f"allowance of {args.analyst.strip()}")
+        if not changed and schema is not None:
+            lg.ensure_budget(dataset, actor, schema.default_budget)   # show the budget in force
+        doc = _dataset_doc(lg, dataset)
+    finally:
+        lg.close()
+    doc["changed"] = changed
+    doc["actor"] = actor
+    if args.json:
+        _print_json(doc)
+        return 0
+    if changed:
+        print(f"{' and '.join(changed)} set by {actor} (recorded in {path})")
+    _print_dataset(doc)
     return 0
 
 
@@ -427,7 +501,7 @@ def _describe_query(key: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m privacy",
                 description="Differentially private releases on medical cohorts, with a persistent budget ledger.")
-    sub = p.add_subparsers(dest="command", metavar="{release,preview,simulate,ledger}")
+    sub = p.add_subparsers(dest="command", metavar="{release,preview,simulate,budget,ledger}")
 
     def source(sp):
         g = sp.add_argument_group("data (one of)")
@@ -471,21 +545,48 @@ def build_parser() -> argparse.ArgumentParser:
     out_opts(pv)
     pv.set_defaults(func=cmd_preview)
 
-    s = sub.add_parser("simulate", help="data owner only: many draws on the true data; spends nothing")
+    s = sub.add_parser("simulate", help="data owner only: many draws on the true data; spends nothing",
+                       description="DATA OWNER ONLY: simulated releases on the true data (the output shows true "
+                                   "values). Needs read access to the private table; spends nothing.")
     source(s)
     query_opts(s)
     s.add_argument("--draws", type=int, default=200, help="number of simulated releases (default 200)")
     out_opts(s)
     s.set_defaults(func=cmd_simulate)
 
-    lg = sub.add_parser("ledger", help="budgets and entries; --set-budget (owner); --verify",
-                        description="List the ledger, set a budget (data owner action, recorded as an audit "
-                                    "row) or verify its hash chain (exit 1 when problems are found).")
+    b = sub.add_parser("budget", help="data owner only: dataset budget, accounting, allowances",
+                       description="DATA OWNER ONLY (needs the ledger file's owner permissions). Show or set a "
+                                   "dataset's total budget: everything released on it, by all analysts together, "
+                                   "stays within it. --total/--delta/--accounting set the dataset budget; "
+                                   "--analyst NAME --allowance EPS sets how much one analyst may spend of it; "
+                                   "--default-allowance EPS (or 'none' = the whole budget) is the allowance of "
+                                   "analysts without one of their own (0: only invited analysts can spend). "
+                                   "Every change is an audit row in the ledger.")
+    source(b)
+    b.add_argument("--dataset", metavar="D", help="a dataset id (instead of --cohort/--data)")
+    b.add_argument("--ledger", metavar="PATH", help=f"ledger file (default $DP_LEDGER or {DEFAULT_LEDGER})")
+    b.add_argument("--total", metavar="EPS", help="total epsilon of the dataset, for all analysts together")
+    b.add_argument("--delta", metavar="D", help="total delta of the dataset (Gaussian noise; 0 = Laplace only)")
+    b.add_argument("--accounting", choices=["pure", "zcdp"],
+                   help="pure: epsilons (and deltas) add up; zcdp: rhos add up, total shown as (epsilon, delta)")
+    b.add_argument("--default-allowance", metavar="EPS", help="allowance of analysts not named (or 'none')")
+    b.add_argument("--analyst", metavar="NAME", help="the analyst whose --allowance is set")
+    b.add_argument("--allowance", metavar="EPS", help="epsilon this analyst may spend of the dataset budget")
+    b.add_argument("--actor", help="who makes the change (recorded)")
+    b.add_argument("--note", help="note recorded with the change")
+    out_opts(b)
+    b.set_defaults(func=cmd_budget)
+
+    lg = sub.add_parser("ledger", help="data owner only: budgets and entries; --verify",
+                        description="DATA OWNER ONLY (needs the ledger file's owner permissions): list every "
+                                    "dataset's budget, every analyst's allowance and the entries; --set-budget "
+                                    "sets an analyst's allowance (an audit row; see also `budget`); --verify "
+                                    "checks the hash chain (exit 1 when problems are found).")
     lg.add_argument("--ledger", metavar="PATH", help=f"ledger file (default $DP_LEDGER or {DEFAULT_LEDGER})")
     lg.add_argument("--dataset", metavar="D", help="dataset id (filter, or target of --set-budget)")
     lg.add_argument("--cohort", metavar="NAME", help="the dataset of an embedded cohort")
     lg.add_argument("--analyst", metavar="A", help="analyst (filter, or target of --set-budget)")
-    lg.add_argument("--set-budget", metavar="X", help="set the total epsilon budget of --dataset/--analyst")
+    lg.add_argument("--set-budget", metavar="X", help="set the allowance (epsilon) of --analyst on --dataset")
     lg.add_argument("--actor", help="who sets the budget (recorded)")
     lg.add_argument("--note", help="note recorded with --set-budget")
     lg.add_argument("--verify", action="store_true", help="check the hash chain; exit 1 on problems")

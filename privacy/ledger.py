@@ -1,16 +1,27 @@
-"""Persistent, append-only, tamper-evident privacy budget ledger (SQLite).
+"""Persistent, append-only, tamper-evident privacy budget ledger (SQLite): one budget per patient.
 
 Facts:
-- One budget per (dataset, analyst). The data owner sets or raises it ('budget' rows). If never
-  set, the schema's default budget is recorded as a 'budget' row by actor 'schema-default'.
+- **Dataset budget.** Each dataset has one total budget (epsilon, and delta for Gaussian noise)
+  that bounds everything released on it by all analysts together: that is the per-patient
+  guarantee. The data owner sets it ('dataset' rows); the first time a dataset is used the
+  schema's default budget is recorded by actor 'schema-default'. A 'dataset' row also records
+  the accounting mode ("pure" basic composition or "zcdp", see `privacy.accounting`) and the
+  allowance of analysts the owner has not named (None = up to the whole dataset budget).
+- **Allowances.** Within it, each analyst may spend at most an allowance ('budget' rows, set by
+  the owner; the kind name is the one older ledgers used for per-analyst budgets, which are
+  read as allowances).
 - A release is charged BEFORE it is invoked: in one `BEGIN IMMEDIATE` transaction the ledger
-  checks spent + cost <= total and appends a 'reserve' row. The released values are appended
-  afterwards as a 'result' row. A failed or interrupted invocation stays charged.
-- An identical release (same key: dataset, analyst, query, epsilon, mechanism, delta) returns the
-  stored result at no cost, never fresh noise.
+  checks the dataset budget, the delta budget and the analyst's allowance, then appends a
+  'reserve' row (epsilon, delta, and rho in its payload). Results are appended as 'result'
+  rows. A failed or interrupted invocation stays charged.
+- **One release per question per dataset.** An identical release (same dataset, query, epsilon,
+  mechanism, delta) is served from its stored result to any analyst at no cost, never fresh
+  noise; the first time an analyst is served someone else's release a 'served' row (cost 0)
+  keeps the audit trail of who asked what. Refused attempts are 'refusal' rows (cost 0).
 - Rows are never updated or deleted (SQLite triggers refuse it); each row carries the SHA-256 of
   the previous row's hash and its own content, so `verify()` finds edited, deleted or reordered
-  rows. WAL mode; safe for many processes on one local disk.
+  rows. WAL mode; safe for many processes on one local disk. Ledgers written before dataset
+  budgets existed are migrated in place on open (rows and hashes kept verbatim).
 """
 from __future__ import annotations
 
@@ -23,12 +34,18 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 GENESIS = "0" * 64
 IN_FLIGHT_WAIT_S = 30.0
+FORMAT_VERSION = 2
+KINDS = ("budget", "reserve", "result", "failure", "dataset", "refusal", "served")
+ACCOUNTING = ("pure", "zcdp")    # = privacy.accounting.ACCOUNTING (not imported: it pulls in OpenDP)
+DEFAULT_DELTA_BUDGET = 1e-6      # dataset delta budget when the schema declares none
+TOL = 1e-12                      # costs are OpenDP map values compared against exact budgets
 _COLS = ("seq", "ts", "kind", "dataset", "analyst", "release_key", "epsilon", "delta", "mechanism",
          "query", "payload", "actor")
+DATASET_ACTOR = "*"              # the analyst column of dataset-level rows
 
 
 class LedgerError(RuntimeError):
@@ -36,13 +53,35 @@ class LedgerError(RuntimeError):
 
 
 class BudgetExceeded(LedgerError):
-    """A release would overspend; nothing was charged or invoked."""
+    """A release would overspend the dataset budget, its delta budget or the analyst's allowance;
+    nothing was charged or invoked. `which` is "dataset", "delta" or "allowance"."""
 
-    def __init__(self, cost: float, remaining: float, total: float, dataset: str, analyst: str):
-        self.cost, self.remaining, self.total = cost, remaining, total
-        super().__init__(
-            f"refused: this release costs epsilon {cost:.4g} but only {max(remaining, 0):.4g} of "
-            f"{total:.4g} remains for analyst '{analyst}' on '{dataset}'. Nothing was spent.")
+    def __init__(self, which: str, cost: float, remaining: float, total: float, dataset: str, analyst: str,
+                 accounting: str = "pure"):
+        self.which, self.cost, self.remaining, self.total = which, cost, max(remaining, 0.0), total
+        self.dataset, self.analyst, self.accounting = dataset, analyst, accounting
+        left = _fmt(self.remaining)
+        whose = (f"the dataset budget ({_fmt(total)}) is left on '{dataset}' for all analysts together"
+                 if which == "dataset" else f"your allowance ({_fmt(total)}) on '{dataset}' is left")
+        raise_what = "the dataset budget" if which == "dataset" else "your allowance"
+        if which == "delta":
+            text = (f"Refused: this release uses Gaussian noise with δ {cost:.2g}, but the dataset '{dataset}' "
+                    f"has δ {self.remaining:.2g} of its δ budget {total:.2g} left. Use Laplace noise, or ask the "
+                    "data owner to raise the dataset's δ budget.")
+        elif accounting == "zcdp":
+            text = (f"Refused: this release would add ε {_fmt(cost)} to what has been spent, but only ε {left} of "
+                    f"{whose} (zCDP accounting: ε at the dataset's δ; many small releases, especially with "
+                    f"Gaussian noise, add up to less than their sum). Choose a smaller ε, or ask the data owner "
+                    f"to raise {raise_what}.")
+        else:
+            text = (f"Refused: this release costs ε {_fmt(cost)}, but only ε {left} of {whose}. "
+                    + (f"Choose ε {left} or less, or ask" if self.remaining > 0 else "Ask")
+                    + f" the data owner to raise {raise_what}.")
+        super().__init__(text + " Nothing was spent.")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}" if x >= 1e-3 or x == 0 else f"{x:.2g}"
 
 
 @dataclass(frozen=True)
@@ -54,16 +93,64 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class DatasetBudget:
+    """The per-patient guarantee of one dataset: everything released on it, by everyone.
+
+    In "zcdp" accounting `spent` is the epsilon of the summed rho at `delta_total` (OpenDP's
+    conversion), `delta_spent` is `delta_total` once anything is released."""
+
+    dataset: str
+    accounting: str
+    total: float
+    delta_total: float
+    default_allowance: float | None
+    spent: float
+    delta_spent: float
+    rho_spent: float
+    releases: int
+    set_by: str = ""
+    note: str = ""
+
+    @property
+    def remaining(self) -> float:
+        return max(self.total - self.spent, 0.0)
+
+    @property
+    def delta_remaining(self) -> float:
+        return max(self.delta_total - self.delta_spent, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "accounting": self.accounting, "total": self.total,
+                "spent": self.spent, "remaining": self.remaining, "delta_total": self.delta_total,
+                "delta_spent": self.delta_spent, "delta_remaining": self.delta_remaining,
+                "rho_spent": self.rho_spent, "default_allowance": self.default_allowance,
+                "releases": self.releases, "set_by": self.set_by, "note": self.note}
+
+
+@dataclass(frozen=True)
 class BudgetState:
+    """One analyst on one dataset: `total` is the analyst's allowance, `spent` what they spent,
+    `remaining` what they can still spend (the smaller of allowance left and dataset left)."""
+
     dataset: str
     analyst: str
     total: float
     spent: float
     delta_spent: float
+    data: DatasetBudget | None = None
+    allowance_set: bool = False
+
+    @property
+    def dataset_remaining(self) -> float:
+        return self.data.remaining if self.data is not None else max(self.total - self.spent, 0.0)
 
     @property
     def remaining(self) -> float:
-        return max(self.total - self.spent, 0.0)
+        return min(max(self.total - self.spent, 0.0), self.dataset_remaining)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"analyst": self.analyst, "allowance": self.total, "allowance_set": self.allowance_set,
+                "spent": self.spent, "remaining": self.remaining, "delta_spent": self.delta_spent}
 
 
 def _now() -> str:
@@ -73,6 +160,36 @@ def _now() -> str:
 def _row_hash(prev: str, row: dict[str, Any]) -> str:
     body = json.dumps([prev] + [row.get(c) for c in _COLS], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _finite(x: Any, name: str, allow_none: bool = False) -> float | None:
+    if x is None and allow_none:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {x!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {x!r}")
+    return v
+
+
+_TABLE_SQL = f"""
+CREATE TABLE ledger (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ({", ".join(repr(k) for k in KINDS)})),
+  dataset TEXT NOT NULL, analyst TEXT NOT NULL, release_key TEXT,
+  epsilon REAL NOT NULL DEFAULT 0, delta REAL NOT NULL DEFAULT 0, mechanism TEXT,
+  query TEXT, payload TEXT, actor TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"""
+_EXTRAS_SQL = [
+    "CREATE INDEX IF NOT EXISTS ledger_key ON ledger(release_key, kind)",
+    "CREATE INDEX IF NOT EXISTS ledger_who ON ledger(dataset, analyst, kind)",
+    "CREATE INDEX IF NOT EXISTS ledger_kind ON ledger(dataset, kind)",
+    "CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger "
+    "BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger "
+    "BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END",
+]
 
 
 class BudgetLedger:
@@ -92,22 +209,40 @@ class BudgetLedger:
         except sqlite3.DatabaseError as e:
             raise LedgerError(f"cannot open the budget ledger at {path}: {e}") from None
 
+    def _table_sql(self) -> str | None:
+        r = self._db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='ledger'").fetchone()
+        return r[0] if r else None
+
     def _init(self) -> None:
-        if True:  # executescript manages its own transaction
-            self._db.executescript("""
-            CREATE TABLE IF NOT EXISTS ledger (
-              seq INTEGER PRIMARY KEY AUTOINCREMENT,
-              ts TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('budget','reserve','result','failure')),
-              dataset TEXT NOT NULL, analyst TEXT NOT NULL, release_key TEXT,
-              epsilon REAL NOT NULL DEFAULT 0, delta REAL NOT NULL DEFAULT 0, mechanism TEXT,
-              query TEXT, payload TEXT, actor TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
-            CREATE INDEX IF NOT EXISTS ledger_key ON ledger(release_key, kind);
-            CREATE INDEX IF NOT EXISTS ledger_who ON ledger(dataset, analyst, kind);
-            CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
-              BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END;
-            CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
-              BEGIN SELECT RAISE(ABORT, 'the budget ledger is append-only'); END;
-            """)
+        sql = self._table_sql()
+        if sql is not None and "'refusal'" in sql:
+            return
+        with self._tx():
+            sql = self._table_sql()               # another process may have done it meanwhile
+            if sql is None:
+                self._db.execute(_TABLE_SQL)
+            elif "'refusal'" not in sql:
+                self._migrate_v1()
+            for s in _EXTRAS_SQL:
+                self._db.execute(s)
+            self._db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+
+    def _migrate_v1(self) -> None:
+        """Ledger files from before dataset budgets: same columns, a narrower CHECK on `kind`.
+        Copy every row verbatim (seq, content, hashes) into the new table, keep AUTOINCREMENT's
+        high-water mark (it detects deleted last rows), all in the caller's transaction."""
+        top = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='ledger'").fetchone()
+        self._db.execute("DROP TRIGGER IF EXISTS ledger_no_update")
+        self._db.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
+        self._db.execute("ALTER TABLE ledger RENAME TO ledger_v1")
+        self._db.execute(_TABLE_SQL)
+        cols = ", ".join(_COLS + ("prev_hash", "hash"))
+        self._db.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM ledger_v1 ORDER BY seq")
+        self._db.execute("DROP TABLE ledger_v1")
+        if top is not None:
+            self._db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name='ledger'", (top[0],))
+            if self._db.execute("SELECT changes()").fetchone()[0] == 0:
+                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ledger', ?)", (top[0],))
 
     # ------------------------------------------------------------------ transactions & appends
     def _tx(self):
@@ -143,6 +278,9 @@ class BudgetLedger:
         last = self._db.execute("SELECT hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         prev = last[0] if last else GENESIS
         nxt = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger").fetchone()[0]
+        top = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='ledger'").fetchone()
+        if top is not None and top[0] >= nxt:
+            nxt = top[0] + 1   # never reuse the number of a deleted row (verify() reports the gap)
         seq_row = dict(row, seq=nxt)
         for c in ("release_key", "mechanism", "query", "payload", "actor"):
             seq_row.setdefault(c, None)
@@ -155,44 +293,152 @@ class BudgetLedger:
             [seq_row[c] for c in _COLS] + [prev, h])
         return nxt
 
-    # --------------------------------------------------------------------------------- budgets
-    def _total(self, dataset: str, analyst: str) -> float | None:
+    # ------------------------------------------------------------------------- dataset budgets
+    def _dataset_row(self, dataset: str) -> dict[str, Any] | None:
+        r = self._db.execute("SELECT epsilon, delta, payload, actor FROM ledger WHERE kind='dataset' AND dataset=? "
+                             "ORDER BY seq DESC LIMIT 1", (dataset,)).fetchone()
+        if r is None:
+            return None
+        p = json.loads(r[2]) if r[2] else {}
+        return {"total": float(r[0]), "delta_total": float(r[1]), "accounting": p.get("accounting", "pure"),
+                "default_allowance": p.get("default_allowance"), "note": p.get("note", ""), "actor": r[3] or ""}
+
+    def _ensure_dataset(self, dataset: str, default_total: float | None,
+                        default_delta: float | None) -> dict[str, Any] | None:
+        """Inside a transaction: the dataset's budget row, recording the schema default once."""
+        row = self._dataset_row(dataset)
+        if row is None and default_total is not None:
+            self._append_dataset(dataset, float(default_total),
+                                 DEFAULT_DELTA_BUDGET if default_delta is None else float(default_delta),
+                                 "pure", None, "schema-default", "")
+            row = self._dataset_row(dataset)
+        return row
+
+    def _append_dataset(self, dataset, total, delta_total, accounting, default_allowance, actor, note) -> None:
+        self._append(kind="dataset", dataset=dataset, analyst=DATASET_ACTOR, epsilon=total, delta=delta_total,
+                     actor=actor, payload=json.dumps({"accounting": accounting, "default_allowance": default_allowance,
+                                                      "note": note}, sort_keys=True))
+
+    def set_dataset_budget(self, dataset: str, total: float | None = None, delta: float | None = None,
+                           accounting: str | None = None, default_allowance: float | None | str = "keep",
+                           actor: str = "data owner", note: str = "", default_total: float | None = None,
+                           default_delta: float | None = None) -> DatasetBudget:
+        """Owner action: set the dataset's total (epsilon, delta), accounting mode and the allowance
+        of analysts without one of their own (None = the whole dataset budget; "keep" = unchanged).
+        Unset arguments keep their current value (or the schema default given). Audit row."""
+        total = _finite(total, "the dataset budget", allow_none=True)
+        delta = _finite(delta, "the dataset's delta budget", allow_none=True)
+        if delta is not None and delta >= 1:
+            raise ValueError(f"the dataset's delta budget must be below 1, got {delta!r}")
+        if accounting is not None:
+            accounting = str(accounting).strip().lower()
+            if accounting not in ACCOUNTING:
+                raise ValueError(f"accounting must be one of {', '.join(ACCOUNTING)}, got {accounting!r}")
+        if default_allowance != "keep":
+            default_allowance = _finite(default_allowance, "the default allowance", allow_none=True)
+        with self._tx():
+            cur = self._dataset_row(dataset) or {
+                "total": default_total, "accounting": "pure", "default_allowance": None,
+                "delta_total": DEFAULT_DELTA_BUDGET if default_delta is None else float(default_delta)}
+            total = cur["total"] if total is None else total
+            if total is None:
+                raise ValueError(f"dataset '{dataset}' has no budget yet: give its total epsilon")
+            delta = cur["delta_total"] if delta is None else delta
+            accounting = cur["accounting"] if accounting is None else accounting
+            allow = cur["default_allowance"] if default_allowance == "keep" else default_allowance
+            if accounting == "zcdp" and delta <= 0:
+                raise ValueError("zCDP accounting states the total as (epsilon, delta): give the dataset a "
+                                 "delta budget above 0 (e.g. --delta 1e-6)")
+            self._append_dataset(dataset, float(total), float(delta), accounting, allow, actor, note)
+        return self.dataset_state(dataset)
+
+    def _sums(self, dataset: str, analyst: str | None = None, need_rho: bool = True) -> tuple[float, float, float, int]:
+        """(epsilon, delta, rho, releases) reserved on the dataset (by one analyst if given).
+        rho (zCDP accounting only) of rows written before rho was recorded is converted by OpenDP."""
+        sql = ("SELECT epsilon, delta, json_extract(payload, '$.rho') FROM ledger "
+               "WHERE kind='reserve' AND dataset=?")
+        args: list[Any] = [dataset]
+        if analyst is not None:
+            sql += " AND analyst=?"
+            args.append(analyst)
+        eps = dlt = rho = 0.0
+        n = 0
+        for e, d, r in self._db.execute(sql, args):
+            eps += e
+            dlt += d
+            if need_rho:
+                rho += r if r is not None else _legacy_rho(e, d)
+            n += 1
+        return eps, dlt, rho, n
+
+    def dataset_state(self, dataset: str, default_total: float | None = None,
+                      default_delta: float | None = None) -> DatasetBudget:
+        row = self._dataset_row(dataset) or {
+            "total": float(default_total or 0.0), "accounting": "pure", "default_allowance": None, "note": "",
+            "delta_total": DEFAULT_DELTA_BUDGET if default_delta is None else float(default_delta), "actor": ""}
+        eps, dlt, rho, n = self._sums(dataset, need_rho=row["accounting"] == "zcdp")
+        return self._dataset_budget(dataset, row, eps, dlt, rho, n)
+
+    @staticmethod
+    def _dataset_budget(dataset, row, eps, dlt, rho, n) -> DatasetBudget:
+        if row["accounting"] == "zcdp":
+            spent = _rho_to_eps(rho, row["delta_total"])
+            dlt = row["delta_total"] if n else 0.0
+        else:
+            spent = eps
+        return DatasetBudget(dataset, row["accounting"], row["total"], row["delta_total"], row["default_allowance"],
+                             spent, dlt, rho, n, row.get("actor", ""), row.get("note", ""))
+
+    # ---------------------------------------------------------------------------- allowances
+    def _allowance(self, dataset: str, analyst: str) -> float | None:
         r = self._db.execute("SELECT epsilon FROM ledger WHERE kind='budget' AND dataset=? AND analyst=? "
                              "ORDER BY seq DESC LIMIT 1", (dataset, analyst)).fetchone()
         return None if r is None else float(r[0])
 
-    def _spent(self, dataset: str, analyst: str) -> tuple[float, float]:
-        r = self._db.execute("SELECT COALESCE(SUM(epsilon),0), COALESCE(SUM(delta),0) FROM ledger "
-                             "WHERE kind='reserve' AND dataset=? AND analyst=?", (dataset, analyst)).fetchone()
-        return float(r[0]), float(r[1])
-
-    def set_budget(self, dataset: str, analyst: str, total: float, actor: str = "data owner",
-                   note: str = "") -> BudgetState:
-        """Owner action: set (or raise/lower) the total budget. Recorded as an audit row."""
-        try:
-            total = float(total)
-        except (TypeError, ValueError):
-            raise ValueError(f"budget must be a number, got {total!r}") from None
-        if not math.isfinite(total) or total < 0:
-            raise ValueError(f"budget must be a finite number >= 0, got {total!r}")
+    def set_allowance(self, dataset: str, analyst: str, allowance: float, actor: str = "data owner",
+                      note: str = "") -> BudgetState:
+        """Owner action: how much of the dataset budget `analyst` may spend. Audit row."""
+        allowance = _finite(allowance, "the allowance")
+        if not str(analyst).strip() or analyst == DATASET_ACTOR:
+            raise ValueError(f"name the analyst whose allowance you set, got {analyst!r}")
         with self._tx():
-            self._append(kind="budget", dataset=dataset, analyst=analyst, epsilon=total, actor=actor,
+            self._append(kind="budget", dataset=dataset, analyst=analyst, epsilon=allowance, actor=actor,
                          payload=json.dumps({"note": note}) if note else None)
         return self.state(dataset, analyst)
 
-    def ensure_budget(self, dataset: str, analyst: str, default_total: float) -> BudgetState:
-        """Record the schema's default budget the first time a (dataset, analyst) is seen."""
-        if self._total(dataset, analyst) is None:
+    set_budget = set_allowance   # the name older callers used for per-analyst budgets
+
+    def ensure_budget(self, dataset: str, analyst: str, default_total: float,
+                      default_delta: float | None = None) -> BudgetState:
+        """The analyst's state, recording the dataset's schema default budget the first time."""
+        if self._dataset_row(dataset) is None:
             with self._tx():
-                if self._total(dataset, analyst) is None:
-                    self._append(kind="budget", dataset=dataset, analyst=analyst, epsilon=float(default_total),
-                                 actor="schema-default")
+                self._ensure_dataset(dataset, default_total, default_delta)
         return self.state(dataset, analyst)
 
-    def state(self, dataset: str, analyst: str) -> BudgetState:
-        total = self._total(dataset, analyst)
-        spent, dspent = self._spent(dataset, analyst)
-        return BudgetState(dataset, analyst, total if total is not None else 0.0, spent, dspent)
+    def state(self, dataset: str, analyst: str, default_total: float | None = None,
+              default_delta: float | None = None) -> BudgetState:
+        data = self.dataset_state(dataset, default_total, default_delta)
+        return self._analyst_state(data, analyst)
+
+    def _analyst_state(self, data: DatasetBudget, analyst: str) -> BudgetState:
+        own = self._allowance(data.dataset, analyst)
+        allowance = own if own is not None else (
+            data.default_allowance if data.default_allowance is not None else data.total)
+        eps, dlt, rho, _ = self._sums(data.dataset, analyst, need_rho=data.accounting == "zcdp")
+        spent = _rho_to_eps(rho, data.delta_total) if data.accounting == "zcdp" else eps
+        return BudgetState(data.dataset, analyst, float(allowance), spent, dlt, data, own is not None)
+
+    def analysts(self, dataset: str) -> list[BudgetState]:
+        """Every analyst seen on the dataset (owner view)."""
+        data = self.dataset_state(dataset)
+        names = [r[0] for r in self._db.execute(
+            "SELECT DISTINCT analyst FROM ledger WHERE dataset=? AND analyst<>? ORDER BY analyst",
+            (dataset, DATASET_ACTOR))]
+        return [self._analyst_state(data, a) for a in names]
+
+    def datasets(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT dataset FROM ledger ORDER BY dataset")]
 
     # -------------------------------------------------------------------------------- releases
     def stored_result(self, release_key: str) -> dict | None:
@@ -200,40 +446,97 @@ class BudgetLedger:
                              "ORDER BY seq LIMIT 1", (release_key,)).fetchone()
         return json.loads(r[0]) if r else None
 
+    def _check(self, data: DatasetBudget, analyst: str, epsilon: float, delta: float, rho: float) -> None:
+        """Raise BudgetExceeded unless the release fits the dataset, delta and allowance budgets.
+        Under zCDP the cost named in a refusal is the release's marginal epsilon (how much the
+        dataset's total epsilon at its delta would grow), since rhos, not epsilons, add up."""
+        who = self._analyst_state(data, analyst)
+        if data.accounting == "zcdp":
+            marginal = _rho_to_eps(data.rho_spent + rho, data.delta_total) - data.spent
+            if data.rho_spent + rho > _eps_to_rho(data.total, data.delta_total) * (1 + 1e-9) + TOL:
+                raise BudgetExceeded("dataset", marginal, data.remaining, data.total, data.dataset, analyst, "zcdp")
+            own_rho = self._sums(data.dataset, analyst)[2]
+            if own_rho + rho > _eps_to_rho(who.total, data.delta_total) * (1 + 1e-9) + TOL:
+                marginal = _rho_to_eps(own_rho + rho, data.delta_total) - who.spent
+                raise BudgetExceeded("allowance", marginal, who.total - who.spent, who.total, data.dataset,
+                                     analyst, "zcdp")
+            return
+        if delta > 0 and data.delta_spent + delta > data.delta_total * (1 + 1e-9):
+            raise BudgetExceeded("delta", delta, data.delta_remaining, data.delta_total, data.dataset, analyst)
+        if data.spent + epsilon > data.total + TOL:
+            raise BudgetExceeded("dataset", epsilon, data.remaining, data.total, data.dataset, analyst)
+        if who.spent + epsilon > who.total + TOL:
+            raise BudgetExceeded("allowance", epsilon, who.total - who.spent, who.total, data.dataset, analyst)
+
+    def refusal_for(self, dataset: str, analyst: str, epsilon: float, delta: float, rho: float | None = None,
+                    default_total: float | None = None, default_delta: float | None = None) -> BudgetExceeded | None:
+        """Would this release be refused now? (For disabling a button; `reserve` decides.)"""
+        rho = _legacy_rho(epsilon, delta) if rho is None else float(rho)
+        try:
+            self._check(self.dataset_state(dataset, default_total, default_delta), analyst, epsilon, delta, rho)
+        except BudgetExceeded as e:
+            return e
+        return None
+
     def reserve(self, *, dataset: str, analyst: str, release_key: str, epsilon: float, delta: float,
-                mechanism: str, query: str, default_total: float | None = None) -> Reservation | dict:
+                mechanism: str, query: str, rho: float | None = None, default_total: float | None = None,
+                default_delta: float | None = None, legacy_keys: tuple[str, ...] = ()) -> Reservation | dict:
         """Charge a release before it runs, or return the stored result of an identical one.
 
-        Returns the stored payload (dict) for a cached repeat, else a Reservation. Raises
-        BudgetExceeded (nothing charged) when spent + epsilon would pass the total.
+        Returns the stored payload (dict) for a repeat (by anyone; `legacy_keys` are the keys an
+        older ledger used for the same release), else a Reservation. Raises BudgetExceeded
+        (nothing charged; a 'refusal' audit row is recorded) when the release does not fit.
         """
+        rho = _legacy_rho(epsilon, delta) if rho is None else float(rho)
         deadline = time.monotonic() + IN_FLIGHT_WAIT_S
         while True:
-            with self._tx():
-                stored = self.stored_result(release_key)
-                if stored is not None:
-                    return stored
-                inflight = self._db.execute(
-                    "SELECT r.seq, r.ts FROM ledger r WHERE r.kind='reserve' AND r.release_key=? AND NOT EXISTS "
-                    "(SELECT 1 FROM ledger f WHERE f.kind IN ('result','failure') AND f.release_key=r.release_key "
-                    " AND f.seq > r.seq) ORDER BY r.seq DESC LIMIT 1", (release_key,)).fetchone()
-                fresh_inflight = inflight is not None and (
-                    dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(inflight[1])).total_seconds() < IN_FLIGHT_WAIT_S
-                if not fresh_inflight or time.monotonic() > deadline:
-                    total = self._total(dataset, analyst)
-                    if total is None:
-                        if default_total is None:
-                            raise BudgetExceeded(epsilon, 0.0, 0.0, dataset, analyst)
-                        self._append(kind="budget", dataset=dataset, analyst=analyst,
-                                     epsilon=float(default_total), actor="schema-default")
-                        total = float(default_total)
-                    spent, _ = self._spent(dataset, analyst)
-                    if spent + epsilon > total + 1e-12:
-                        raise BudgetExceeded(epsilon, total - spent, total, dataset, analyst)
-                    seq = self._append(kind="reserve", dataset=dataset, analyst=analyst, release_key=release_key,
-                                       epsilon=float(epsilon), delta=float(delta), mechanism=mechanism, query=query)
-                    return Reservation(seq, release_key, float(epsilon), float(delta))
+            try:
+                with self._tx():
+                    for k in (release_key, *legacy_keys):
+                        stored = self.stored_result(k)
+                        if stored is not None:
+                            self._note_served(dataset, analyst, k)
+                            return stored
+                    if not self._inflight(release_key) or time.monotonic() > deadline:
+                        row = self._ensure_dataset(dataset, default_total, default_delta)
+                        if row is None:
+                            raise BudgetExceeded("dataset", epsilon, 0.0, 0.0, dataset, analyst)
+                        eps_all, d_all, rho_all, n = self._sums(dataset, need_rho=row["accounting"] == "zcdp")
+                        data = self._dataset_budget(dataset, row, eps_all, d_all, rho_all, n)
+                        self._check(data, analyst, epsilon, delta, rho)
+                        seq = self._append(kind="reserve", dataset=dataset, analyst=analyst, release_key=release_key,
+                                           epsilon=float(epsilon), delta=float(delta), mechanism=mechanism,
+                                           query=query, payload=json.dumps({"rho": rho}))
+                        return Reservation(seq, release_key, float(epsilon), float(delta))
+            except BudgetExceeded as e:
+                self._record_refusal(e, release_key, epsilon, delta, mechanism, query)
+                raise
             time.sleep(0.05)  # an identical release is running in another session: wait for its result
+
+    def _inflight(self, release_key: str) -> bool:
+        r = self._db.execute(
+            "SELECT r.ts FROM ledger r WHERE r.kind='reserve' AND r.release_key=? AND NOT EXISTS "
+            "(SELECT 1 FROM ledger f WHERE f.kind IN ('result','failure') AND f.release_key=r.release_key "
+            " AND f.seq > r.seq) ORDER BY r.seq DESC LIMIT 1", (release_key,)).fetchone()
+        return r is not None and (
+            dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(r[0])).total_seconds() < IN_FLIGHT_WAIT_S
+
+    def _note_served(self, dataset: str, analyst: str, release_key: str) -> None:
+        """Audit: the first time an analyst is served a stored release they did not pay for."""
+        seen = self._db.execute("SELECT 1 FROM ledger WHERE release_key=? AND analyst=? AND kind IN "
+                                "('reserve','served') LIMIT 1", (release_key, analyst)).fetchone()
+        if seen is None:
+            self._append(kind="served", dataset=dataset, analyst=analyst, release_key=release_key)
+
+    def _record_refusal(self, e: BudgetExceeded, release_key, epsilon, delta, mechanism, query) -> None:
+        try:
+            with self._tx():
+                self._append(kind="refusal", dataset=e.dataset, analyst=e.analyst, release_key=release_key,
+                             mechanism=mechanism, query=query,
+                             payload=json.dumps({"which": e.which, "epsilon": epsilon, "delta": delta,
+                                                 "remaining": e.remaining, "message": str(e)}, sort_keys=True))
+        except LedgerError:
+            pass   # the refusal stands; only its audit row could not be written
 
     def store_result(self, reservation: Reservation, dataset: str, analyst: str, payload: dict) -> None:
         with self._tx():
@@ -247,22 +550,39 @@ class BudgetLedger:
                          payload=json.dumps({"error": message}), actor=str(reservation.seq))
 
     # ---------------------------------------------------------------------------------- reading
-    def entries(self, dataset: str | None = None, analyst: str | None = None) -> list[dict[str, Any]]:
+    def entries(self, dataset: str | None = None, analyst: str | None = None,
+                kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         sql = "SELECT " + ", ".join(_COLS) + ", prev_hash, hash FROM ledger"
         cond, args = [], []
         if dataset:
             cond.append("dataset=?"); args.append(dataset)
         if analyst:
             cond.append("analyst=?"); args.append(analyst)
+        if kinds:
+            cond.append(f"kind IN ({','.join('?' * len(kinds))})"); args.extend(kinds)
         if cond:
             sql += " WHERE " + " AND ".join(cond)
         sql += " ORDER BY seq"
         names = list(_COLS) + ["prev_hash", "hash"]
         return [dict(zip(names, r)) for r in self._db.execute(sql, args)]
 
+    def releases(self, dataset: str) -> list[dict[str, Any]]:
+        """Stored releases on the dataset, oldest first, without who asked for them: every analyst
+        of the dataset may see them (they are differentially private already)."""
+        out = []
+        for ts, key, payload in self._db.execute(
+                "SELECT ts, release_key, payload FROM ledger WHERE kind='result' AND dataset=? ORDER BY seq",
+                (dataset,)):
+            p = json.loads(payload)
+            p.pop("analyst", None)
+            out.append({"ts": ts, "release_key": key, "release": p})
+        return out
+
     def budgets(self) -> list[BudgetState]:
-        pairs = self._db.execute("SELECT DISTINCT dataset, analyst FROM ledger ORDER BY dataset, analyst").fetchall()
-        return [self.state(d, a) for d, a in pairs]
+        return [s for d in self.datasets() for s in self.analysts(d)]
+
+    def row_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
 
     def verify(self) -> list[str]:
         """Problems in the hash chain (edited, deleted, inserted or reordered rows); [] if intact."""
@@ -278,6 +598,8 @@ class BudgetLedger:
                 problems.append(f"row {row['seq']}: does not follow the previous row (deleted or reordered rows)")
             if _row_hash(row["prev_hash"], row) != row["hash"]:
                 problems.append(f"row {row['seq']}: content does not match its hash (edited)")
+            if row["kind"] not in KINDS:
+                problems.append(f"row {row['seq']}: unknown kind {row['kind']!r}")
             prev = row["hash"]
             expected_seq = row["seq"] + 1
         # Deleting the LAST rows leaves an intact chain; AUTOINCREMENT's high-water mark remembers them.
@@ -288,3 +610,24 @@ class BudgetLedger:
 
     def close(self) -> None:
         self._db.close()
+
+
+# --------------------------------------------------------------------- OpenDP conversions (lazy)
+def _legacy_rho(epsilon: float, delta: float) -> float:
+    """rho of a reserve row written without one (older ledgers). Pure-DP rows: OpenDP's
+    pure -> zCDP conversion. Gaussian rows were calibrated as the largest rho within (epsilon,
+    delta), so that rho (OpenDP's conversion, searched) bounds them; nudged up to stay conservative."""
+    from privacy.accounting import epsilon_to_rho, pure_to_rho
+    if delta <= 0:
+        return pure_to_rho(float(epsilon))
+    return epsilon_to_rho(float(epsilon), float(delta)) * (1 + 1e-6)
+
+
+def _rho_to_eps(rho: float, delta: float) -> float:
+    from privacy.accounting import rho_to_epsilon
+    return rho_to_epsilon(float(rho), float(delta))
+
+
+def _eps_to_rho(epsilon: float, delta: float) -> float:
+    from privacy.accounting import epsilon_to_rho
+    return epsilon_to_rho(float(epsilon), float(delta))

@@ -50,7 +50,8 @@ class Outcome:
 class Plan:
     """A calibrated measurement for one query; holds no private data.
 
-    `cost` is OpenDP's privacy map at d_in = max rows per patient: (epsilon, delta).
+    `cost` is OpenDP's privacy map at d_in = max rows per patient: (epsilon, delta), a
+    `calibrate.Cost` that also carries the zCDP form (`cost.rho`, `cost.zcdp`).
     `noise` names each noisy part ("counts", "sum", "count", ...) with its distribution and scale.
     """
 
@@ -81,6 +82,11 @@ class Plan:
     def expected_error(self, alpha: float = 0.05) -> dict[str, Any]:
         """Expected (1-alpha) error of each released value; from OpenDP accuracy, no data touched."""
         return self.preview_fn(alpha)
+
+    @property
+    def rho(self) -> float:
+        """zCDP cost (OpenDP's map of the zCDP form at d_in), for zCDP accounting."""
+        return self.cost.rho
 
     @property
     def mechanism_name(self) -> str:

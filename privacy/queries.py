@@ -270,9 +270,17 @@ def validate_query(query: Query, schema: Schema) -> Query:
     return query
 
 
-def release_key(dataset_id: str, analyst: str, query: Query, epsilon: float, mechanism: str,
-                delta: float = 0.0) -> str:
-    """Identity of a release: identical key -> the stored release is returned, never fresh noise."""
+def release_key(dataset_id: str, query: Query, epsilon: float, mechanism: str, delta: float = 0.0) -> str:
+    """Identity of a release on a dataset (whoever asks): an identical key -> the stored release
+    is returned, never fresh noise."""
+    payload = json.dumps({"dataset": dataset_id, "query": query.to_dict(), "epsilon": repr(float(epsilon)),
+                          "mechanism": mechanism, "delta": repr(float(delta))}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def legacy_release_key(dataset_id: str, analyst: str, query: Query, epsilon: float, mechanism: str,
+                       delta: float = 0.0) -> str:
+    """The per-analyst key ledgers used before releases were shared per dataset (read only)."""
     payload = json.dumps({"dataset": dataset_id, "analyst": analyst, "query": query.to_dict(),
                           "epsilon": repr(float(epsilon)), "mechanism": mechanism, "delta": repr(float(delta))},
                          sort_keys=True, separators=(",", ":"))

@@ -6,6 +6,7 @@ the stored release (no cost, no fresh noise). A failure after the charge stays c
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import asdict, dataclass, field
@@ -15,8 +16,8 @@ from data.prepare import PreparedCohort
 from privacy.calibrate import DEFAULT_DELTA
 from privacy.ledger import BudgetLedger, Reservation
 from privacy.measurements import Plan, build_plan
-from privacy.queries import (Query, QueryError, query_from_dict, release_key, validate_epsilon,
-                             validate_mechanism)
+from privacy.queries import (Query, QueryError, legacy_release_key, query_from_dict, release_key,
+                             validate_epsilon, validate_mechanism)
 
 ALPHA = 0.05
 MAX_DELTA = 1e-5  # Gaussian releases: delta must be tiny; delta 1 would be no privacy at all
@@ -65,6 +66,7 @@ class Release:
     release_key: str
     cached: bool = False
     remaining: float | None = None
+    dataset_remaining: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,30 +102,38 @@ def _make_release(plan: Plan, cohort_id: str, analyst: str, key: str, values, lo
 
 def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: BudgetLedger, analyst: str,
             mechanism: str = "laplace", delta: float = DEFAULT_DELTA, alpha: float = ALPHA) -> Release:
-    """Release `query` on `cohort` at `epsilon`, charged to (dataset, analyst) in `ledger`.
+    """Release `query` on `cohort` at `epsilon`, charged to the dataset's budget and `analyst`'s
+    allowance in `ledger` before it runs. An identical release on the dataset (by anyone) is
+    returned from the ledger at no cost.
 
     Raises QueryError (bad spec/epsilon, nothing charged), BudgetExceeded (nothing charged),
     LedgerError (ledger unusable, nothing charged) or ReleaseError (charged, invocation failed).
     """
     schema = cohort.schema
+    ds = schema.dataset_id
     epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, schema, epsilon, mechanism, delta)
-    key = release_key(schema.dataset_id, analyst, query, plan.epsilon, plan.mechanism, plan.delta)
-    got = ledger.reserve(dataset=schema.dataset_id, analyst=analyst, release_key=key, epsilon=plan.cost[0],
-                         delta=plan.cost[1], mechanism=plan.mechanism, query=query.key(),
-                         default_total=schema.default_budget)
+    key = release_key(ds, query, plan.epsilon, plan.mechanism, plan.delta)
+    got = ledger.reserve(dataset=ds, analyst=analyst, release_key=key, epsilon=plan.cost[0],
+                         delta=plan.cost[1], rho=plan.rho, mechanism=plan.mechanism, query=query.key(),
+                         default_total=schema.default_budget,
+                         legacy_keys=(legacy_release_key(ds, analyst, query, plan.epsilon, plan.mechanism, plan.delta),))
     if not isinstance(got, Reservation):
-        remaining = ledger.state(schema.dataset_id, analyst).remaining
-        return Release.from_dict(got, cached=True, remaining=remaining)
+        return _with_budget(Release.from_dict(got, cached=True, analyst=analyst), ledger, analyst)
     try:
         out = plan.run(cohort, alpha)
     except Exception as e:  # the charge stays: the measurement may have seen the data
-        ledger.record_failure(got, schema.dataset_id, analyst, f"{type(e).__name__}: {e}")
+        ledger.record_failure(got, ds, analyst, f"{type(e).__name__}: {e}")
         raise ReleaseError(f"the release failed after its cost was charged: {e}") from e
-    rel = _make_release(plan, schema.dataset_id, analyst, key, out.values, out.ci_low, out.ci_high, out.extra, alpha)
-    ledger.store_result(got, schema.dataset_id, analyst, rel.to_dict())
-    remaining = ledger.state(schema.dataset_id, analyst).remaining
-    return Release.from_dict(rel.to_dict(), remaining=remaining)
+    rel = _make_release(plan, ds, analyst, key, out.values, out.ci_low, out.ci_high, out.extra, alpha)
+    ledger.store_result(got, ds, analyst, rel.to_dict())
+    return _with_budget(Release.from_dict(rel.to_dict()), ledger, analyst)
+
+
+def _with_budget(rel: Release, ledger: BudgetLedger, analyst: str) -> Release:
+    """The release as `analyst` sees it, with what they and the dataset have left."""
+    st = ledger.state(rel.dataset_id, analyst)
+    return dataclasses.replace(rel, remaining=st.remaining, dataset_remaining=st.dataset_remaining)
 
 
 # ------------------------------------------------------------------------------------- preview

@@ -85,13 +85,14 @@ def test_release_json_then_cached_repeat(tmp_path, toy_files):
     assert all(lo <= v <= hi for v, lo, hi in zip(r["values"], r["ci_low"], r["ci_high"]))
     assert r["epsilon"] == pytest.approx(0.5) and r["epsilon"] <= 0.5 and r["delta"] == 0
     assert r["mechanism"] == "laplace" and r["scale"] > 0 and r["cached"] is False
-    assert r["remaining"] == pytest.approx(4.5)
+    assert r["remaining"] == pytest.approx(4.5) and r["dataset_remaining"] == pytest.approx(4.5)
+    assert r["total"] == 5.0 and r["spent"] == pytest.approx(0.5) and r["accounting"] == "pure"
     assert r["query"] == {"stat": "histogram", "column": "g", "where": None, "bin_edges": None, "date_unit": None}
     assert r["description"] == "Distribution of Gleason"
     # the true counts are 400 rows split ~50/30/20: the noisy ones are near them
     assert sum(r["values"][:3]) == pytest.approx(400, abs=40)
     rows_after_first = ledger_rows(led)
-    assert [e["kind"] for e in rows_after_first] == ["budget", "reserve", "result"]
+    assert [e["kind"] for e in rows_after_first] == ["dataset", "reserve", "result"]
 
     cp2 = run(*args, cwd=tmp_path)
     assert cp2.returncode == 0, cp2.stderr
@@ -103,9 +104,14 @@ def test_release_json_then_cached_repeat(tmp_path, toy_files):
     cp3 = run("ledger", "--ledger", led, "--json", cwd=tmp_path)
     assert cp3.returncode == 0
     doc = json.loads(cp3.stdout)
-    assert doc["budgets"] == [{"dataset": "toy", "analyst": "ann", "total": 5.0, "spent": pytest.approx(0.5),
-                               "remaining": pytest.approx(4.5), "delta_spent": 0.0}]
-    assert [e["kind"] for e in doc["entries"]] == ["budget", "reserve", "result"]
+    assert doc["budgets"] == [{"dataset": "toy", "analyst": "ann", "allowance": 5.0, "allowance_set": False,
+                               "spent": pytest.approx(0.5), "remaining": pytest.approx(4.5), "delta_spent": 0.0}]
+    (ds,) = doc["datasets"]
+    assert {k: ds[k] for k in ("dataset", "total", "remaining", "delta_total", "delta_spent", "accounting")} == {
+        "dataset": "toy", "total": 5.0, "remaining": pytest.approx(4.5), "delta_total": 1e-6, "delta_spent": 0.0,
+        "accounting": "pure"}
+    assert ds["spent"] == pytest.approx(0.5) and [dict(a, dataset="toy") for a in ds["analysts"]] == doc["budgets"]
+    assert [e["kind"] for e in doc["entries"]] == ["dataset", "reserve", "result"]
     assert doc["entries"][2]["payload"]["values"] == r["values"]
 
     cp4 = run("ledger", "--ledger", led, "--verify", cwd=tmp_path)
@@ -122,9 +128,12 @@ def test_over_budget_exit_2_names_cost_and_remaining(tmp_path, toy_files):
     cp = run("release", *src(toy_files), "--stat", "mean", "--column", "x", "--epsilon", "0.5", "--analyst", "ann",
              "--ledger", led, cwd=tmp_path)
     line = one_line_error(cp)
-    assert "costs epsilon 0.5" in line and "only 0.3 of 0.3 remains" in line and "Nothing was spent" in line
+    assert cp.returncode == 2
+    assert "costs ε 0.5" in line and "only ε 0.3 of your allowance (0.3)" in line and "Nothing was spent" in line
     assert cp.stdout == ""
-    assert ledger_rows(led) == before
+    after = ledger_rows(led)       # the refusal is audited; nothing is charged
+    assert after[:1] == before and [e["kind"] for e in after[1:]] == ["refusal"]
+    assert sum(e["epsilon"] for e in after if e["kind"] == "reserve") == 0
 
 
 BAD_EPSILON = {"0": "epsilon must be positive, got 0", "-1": "epsilon must be positive, got -1",
@@ -193,10 +202,10 @@ def test_human_output_and_preview(tmp_path, toy_files, capsys):
                        "--epsilon", "1", "--analyst", "ann", "--ledger", led)
     assert rc == 0, err
     assert out.splitlines()[0].startswith("Mean PSA by Gleason")
-    assert "95% interval" in out and "charged epsilon 1 " in out and "remaining 4 of 5" in out
+    assert "95% interval" in out and "charged epsilon 1 " in out and "you can still spend epsilon 4 (allowance 5" in out
     rc, out, _ = cli(capsys, "release", *src(toy_files), "--stat", "grouped-mean", "--column", "x", "--by", "g",
                      "--epsilon", "1", "--analyst", "ann", "--ledger", led)
-    assert rc == 0 and "at no cost" in out and "remaining 4 of 5" in out
+    assert rc == 0 and "at no cost" in out and "you can still spend epsilon 4 (allowance 5" in out
 
     rc, out, _ = cli(capsys, "preview", *src(toy_files), "--stat", "histogram", "--column", "g", "--epsilon", "1",
                      "--json")
@@ -274,7 +283,7 @@ def test_ledger_actions_in_process(tmp_path, capsys):
     for bad in ("-1", "nan", "x"):
         rc, _, err = cli(capsys, "ledger", "--ledger", led, "--set-budget", bad, "--dataset", "toy", "--analyst", "a")
         assert rc == 2 and len(err.strip().splitlines()) == 1
-        assert "--set-budget must be" in err or "budget must be a finite number >= 0" in err, err
+        assert "--set-budget must be" in err or "allowance must be a finite number >= 0" in err, err
     rc, out, _ = cli(capsys, "ledger", "--ledger", led, "--set-budget", "2", "--dataset", "toy", "--analyst", "a",
                      "--json")
     assert rc == 0 and json.loads(out)["total"] == 2.0
@@ -296,7 +305,7 @@ def test_failure_after_charge_is_exit_1_without_traceback(tmp_path, toy_files, c
                        "--ledger", led)
     assert rc == 1 and out == "" and len(err.strip().splitlines()) == 1
     assert "failed after its cost was charged" in err and "Traceback" not in err
-    assert [e["kind"] for e in ledger_rows(led)] == ["budget", "reserve", "failure"]
+    assert [e["kind"] for e in ledger_rows(led)] == ["dataset", "reserve", "failure"]
 
 
 def test_json_has_no_nan(tmp_path, toy_files, capsys):

@@ -35,7 +35,7 @@ def test_cost_scales_with_rows_per_patient():
 def test_overspend_refused_and_nothing_charged(toy_cohort, ledger):
     release(HistogramQuery(column="g"), toy_cohort, 4.0, ledger, "ann")
     before = ledger.state("toy", "ann").spent
-    with pytest.raises(BudgetExceeded, match="costs epsilon 2"):
+    with pytest.raises(BudgetExceeded, match="costs ε 2"):
         release(MeanQuery(column="x"), toy_cohort, 2.0, ledger, "ann")
     assert ledger.state("toy", "ann").spent == before
 

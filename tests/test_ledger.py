@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import os
 import shutil
 import signal
@@ -24,7 +23,6 @@ from privacy.release import ReleaseError, release
 from tests.conftest import toy_frame, toy_schema
 
 ROOT = Path(__file__).resolve().parents[1]
-SPAWN = mp.get_context("spawn")
 
 
 def _kinds(lg: BudgetLedger) -> list[str]:
@@ -40,13 +38,18 @@ def test_overspend_refused_with_nothing_charged(tmp_path):
     with pytest.raises(BudgetExceeded) as ei:
         release(MeanQuery(column="x"), cohort, 0.5, lg, "ann")
     msg = str(ei.value)
-    assert "costs epsilon 0.5" in msg and "only 0.4 of 1 remains" in msg and "Nothing was spent" in msg
-    assert lg.entries() == before                      # not a single row appended
+    assert ei.value.which == "dataset"
+    assert "costs ε 0.5" in msg and "only ε 0.4 of the dataset budget (1)" in msg and "Nothing was spent" in msg
+    assert "Choose ε 0.4 or less" in msg and "ask the data owner" in msg
+    after = lg.entries()
+    assert after[:len(before)] == before and [e["kind"] for e in after[len(before):]] == ["refusal"]
+    assert after[-1]["epsilon"] == 0 and json.loads(after[-1]["payload"])["which"] == "dataset"
     assert lg.state("toy", "ann").spent == pytest.approx(0.6)
-    # a first-ever release above the default budget: even the default-budget row is rolled back
-    with pytest.raises(BudgetExceeded):
-        release(CountQuery(), cohort, 1.5, lg, "bea")
-    assert lg.entries(analyst="bea") == []
+    # another analyst gets no fresh budget: the dataset's is shared
+    with pytest.raises(BudgetExceeded) as ei:
+        release(CountQuery(), cohort, 0.5, lg, "bea")
+    assert ei.value.which == "dataset"
+    assert [e["kind"] for e in lg.entries(analyst="bea")] == ["refusal"]
     # exactly the remainder is still allowed
     release(MeanQuery(column="x"), cohort, 0.4, lg, "ann")
     assert lg.state("toy", "ann").remaining == pytest.approx(0.0, abs=1e-9)
@@ -69,12 +72,18 @@ def test_cached_repeats_cost_nothing_across_sessions(tmp_path):
     assert lg2.state("toy", "ann").spent == spent == pytest.approx(0.3)
     assert len(lg2.entries()) == n_rows                  # repeats write nothing
     assert c.remaining == pytest.approx(0.7)
-    # a different epsilon, mechanism or analyst is a different release and is charged
-    d = release(HistogramQuery(column="g"), cohort, 0.2, lg2, "ann")
+    # another analyst asking the same question gets the stored release, free, and the audit says so
     e = release(HistogramQuery(column="g"), cohort, 0.3, lg2, "bob")
-    assert not d.cached and not e.cached
+    assert e.cached and e.values == a.values and e.analyst == "bob"
+    assert lg2.state("toy", "bob").spent == 0.0
+    assert [r["kind"] for r in lg2.entries(analyst="bob")] == ["served"]
+    release(HistogramQuery(column="g"), cohort, 0.3, lg2, "bob")          # served once is recorded once
+    assert [r["kind"] for r in lg2.entries(analyst="bob")] == ["served"]
+    # a different epsilon is a different release and is charged
+    d = release(HistogramQuery(column="g"), cohort, 0.2, lg2, "ann")
+    assert not d.cached
     assert lg2.state("toy", "ann").spent == pytest.approx(0.5)
-    assert lg2.state("toy", "bob").spent == pytest.approx(0.3)
+    assert lg2.dataset_state("toy").spent == pytest.approx(0.5)
 
 
 def test_failed_measurement_stays_charged(tmp_path, monkeypatch):
@@ -88,7 +97,7 @@ def test_failed_measurement_stays_charged(tmp_path, monkeypatch):
     monkeypatch.setattr(M.Plan, "run", boom)
     with pytest.raises(ReleaseError, match="disk on fire"):
         release(CountQuery(), cohort, 0.25, lg, "ann")
-    assert _kinds(lg) == ["budget", "reserve", "failure"]
+    assert _kinds(lg) == ["dataset", "reserve", "failure"]
     assert lg.state("toy", "ann").spent == pytest.approx(0.25)
     monkeypatch.undo()
     r = release(CountQuery(), cohort, 0.25, lg, "ann")   # a retry is a new, charged release
@@ -101,7 +110,8 @@ def test_rows_cannot_be_updated_or_deleted(tmp_path):
     path = tmp_path / "l.sqlite"
     lg = BudgetLedger(path)
     lg.set_budget("toy", "ann", 1.0)
-    lg.reserve(dataset="toy", analyst="ann", release_key="k", epsilon=0.5, delta=0.0, mechanism="laplace", query="q")
+    lg.reserve(dataset="toy", analyst="ann", release_key="k", epsilon=0.5, delta=0.0, mechanism="laplace", query="q",
+               default_total=1.0)
     lg.close()
     db = sqlite3.connect(path)
     for sql in ("UPDATE ledger SET epsilon = 0 WHERE kind = 'reserve'", "DELETE FROM ledger WHERE seq = 2",
@@ -113,77 +123,52 @@ def test_rows_cannot_be_updated_or_deleted(tmp_path):
     assert lg.state("toy", "ann").spent == 0.5 and lg.verify() == []
 
 
-# ------------------------------------------------------------------------- 8 processes, 1 budget
-RACE_PROCS, RACE_ATTEMPTS, RACE_BUDGET, RACE_EPS = 8, 12, 1.0, 0.05
+# ----------------------------------------------------------- analysts racing on one dataset budget
+RACE_ATTEMPTS, RACE_BUDGET, RACE_ALLOWANCE, RACE_EPS = 12, 1.0, 0.3, 0.05
 
 
-def _race_worker(path: str, wid: int, ready, go, out) -> None:
-    from data.prepare import prepare
-    from privacy.ledger import BudgetExceeded, BudgetLedger
-    from privacy.queries import CountQuery, HistogramQuery, MeanQuery
-    from privacy.release import release
-    from tests.conftest import toy_frame, toy_schema
-
-    cohort = prepare(toy_frame(200), toy_schema(budget=RACE_BUDGET))
-    lg = BudgetLedger(path)
-    queries = [CountQuery(), HistogramQuery(column="g"), MeanQuery(column="x")]
-    res = Counter()
-    ready.put(wid)  # imported and set up: wait for the others so the releases really race
-    go.wait(600)
-    for i in range(RACE_ATTEMPTS):
-        if i % 4 == 0:   # the same release in every process: charged once, then served from the ledger
-            q, eps = queries[(i // 4) % 3], RACE_EPS
-        else:            # a release of its own (distinct epsilon -> distinct key)
-            q, eps = queries[i % 3], RACE_EPS + 1e-6 * (wid * RACE_ATTEMPTS + i + 1)
-        try:
-            r = release(q, cohort, eps, lg, "racer")
-            res["cached" if r.cached else "charged"] += 1
-        except BudgetExceeded:
-            res["refused"] += 1
-        except Exception as e:  # anything else is a failure of the test
-            res[f"error {type(e).__name__}: {e}"] += 1
-    lg.close()
-    out.put((wid, dict(res)))
+def _worker(spec: dict) -> subprocess.Popen:
+    """A racing process: `python -m tests.race_worker`, so it cannot inherit a test's __main__."""
+    return subprocess.Popen([sys.executable, "-m", "tests.race_worker", json.dumps(spec)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
-def _get(q, procs, timeout: float):
-    """q.get(), but fail at once if a worker died instead of waiting out the timeout."""
-    import queue
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return q.get(timeout=0.5)
-        except queue.Empty:
-            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-            assert not dead, f"a worker process died (exit codes {dead})"
-            assert time.monotonic() < deadline, "workers timed out"
+def _ready(proc: subprocess.Popen) -> None:
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        _, err = proc.communicate(timeout=60)
+        pytest.fail(f"worker did not start: {line!r} {err[-2000:]}")
 
 
-def test_eight_processes_never_overspend(tmp_path):
+@pytest.mark.parametrize("analysts", [2, 8])
+def test_analysts_racing_never_exceed_dataset_budget_or_allowances(tmp_path, analysts):
     path = str(tmp_path / "race.sqlite")
-    BudgetLedger(path).close()
-    ready, go, out = SPAWN.Queue(), SPAWN.Event(), SPAWN.Queue()
-    procs = [SPAWN.Process(target=_race_worker, args=(path, w, ready, go, out)) for w in range(RACE_PROCS)]
-    for p in procs:
-        p.start()
-    results = {}
+    lg = BudgetLedger(path)
+    lg.set_dataset_budget("toy", RACE_BUDGET, actor="test owner")
+    for w in range(analysts):
+        lg.set_allowance("toy", f"racer{w}", RACE_ALLOWANCE, actor="test owner")
+    lg.close()
+    go = tmp_path / "go"
+    procs = [_worker({"ledger": path, "go": str(go), "analyst": f"racer{w}", "wid": w, "attempts": RACE_ATTEMPTS,
+                      "eps": RACE_EPS, "budget": RACE_BUDGET}) for w in range(analysts)]
     try:
-        for _ in procs:
-            _get(ready, procs, 600)
+        for p in procs:
+            _ready(p)
         t0 = time.monotonic()
-        go.set()
-        for _ in procs:
-            wid, res = _get(out, procs, 600)
-            results[wid] = res
+        go.touch()
+        outs = []
+        for p in procs:
+            out, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-2000:]
+            outs.append(json.loads(out.strip().splitlines()[-1]))
     finally:
         for p in procs:
-            p.join(10)
-            if p.is_alive():
+            if p.poll() is None:
                 p.kill()
-    elapsed = time.monotonic() - t0  # the racing part only
+    elapsed = time.monotonic() - t0
     totals = Counter()
-    for res in results.values():
-        totals.update(res)
+    for o in outs:
+        totals.update(o["outcomes"])
     errors = [k for k in totals if k.startswith("error")]
     assert not errors, errors
 
@@ -191,27 +176,45 @@ def test_eight_processes_never_overspend(tmp_path):
     rows = lg.entries()
     reserves = [r for r in rows if r["kind"] == "reserve"]
     results_rows = [r for r in rows if r["kind"] == "result"]
-    total = lg.state("toy", "racer").total
     spent = sum(r["epsilon"] for r in reserves)
+    per_analyst = Counter()
+    for r in reserves:
+        per_analyst[r["analyst"]] += r["epsilon"]
     by_seq = {r["seq"]: r for r in reserves}
     orphans = [r for r in results_rows
                if int(r["actor"]) not in by_seq or by_seq[int(r["actor"])]["release_key"] != r["release_key"]]
     double = [k for k, n in Counter(r["release_key"] for r in reserves).items() if n > 1]
     unfinished = set(by_seq) - {int(r["actor"]) for r in results_rows}
-    budget_rows = [r for r in rows if r["kind"] == "budget"]
-    print(f"\nrace: {RACE_PROCS} processes x {RACE_ATTEMPTS} attempts = {RACE_PROCS * RACE_ATTEMPTS} releases "
-          f"attempted in {elapsed:.1f}s; charged {totals['charged']}, cached {totals['cached']}, "
-          f"refused {totals['refused']}; reserved epsilon {spent:.6f} of budget {total}; "
-          f"overspend {max(spent - total, 0):.3g}; results without their reserve {len(orphans)}; "
-          f"keys charged twice {len(double)}; reserves without result {len(unfinished)}; "
-          f"budget rows {len(budget_rows)}; verify problems {len(lg.verify())}")
-    assert sum(totals.values()) == RACE_PROCS * RACE_ATTEMPTS
-    assert spent <= total + 1e-9                          # never overspent
-    assert totals["charged"] == len(reserves)             # each charged release has exactly its reserve row
-    assert totals["refused"] > 0 and spent > total - RACE_EPS - 1e-3   # the budget really ran out
+    refusals = [r for r in rows if r["kind"] == "refusal"]
+    # identical questions by different analysts: one value, charged once
+    shared: dict[str, list] = {}
+    askers = Counter()
+    for o in outs:
+        for key, vals in o["shared"].items():
+            assert shared.setdefault(key, vals) == vals, "an identical release got fresh noise"
+            askers[key] += 1
+    overspend = max(spent - RACE_BUDGET, 0)
+    print(f"\nrace: {analysts} analysts (processes) x {RACE_ATTEMPTS} attempts = {analysts * RACE_ATTEMPTS} releases "
+          f"in {elapsed:.1f}s; charged {totals['charged']}, cached {totals['cached']}, refused (dataset) "
+          f"{totals['refused dataset']}, refused (allowance) {totals['refused allowance']}; dataset spent "
+          f"{spent:.6f} of {RACE_BUDGET}; overspend {overspend:.3g}; max analyst spent "
+          f"{max(per_analyst.values()):.6f} of allowance {RACE_ALLOWANCE}; shared questions {len(shared)} (one value "
+          f"each); keys charged twice {len(double)}; verify problems {len(lg.verify())}")
+    assert sum(totals.values()) == analysts * RACE_ATTEMPTS
+    assert spent <= RACE_BUDGET + 1e-9                                 # the dataset never overspent
+    assert all(v <= RACE_ALLOWANCE + 1e-9 for v in per_analyst.values())  # nor any allowance
+    assert totals["charged"] == len(reserves)
+    assert len(refusals) == totals["refused dataset"] + totals["refused allowance"]
+    assert lg.dataset_state("toy").spent == pytest.approx(spent)
+    if analysts * RACE_ALLOWANCE > RACE_BUDGET:   # the dataset budget binds and really ran out
+        assert totals["refused dataset"] > 0 and spent > RACE_BUDGET - RACE_EPS - 1e-3
+    else:                                          # the allowances bind
+        assert totals["refused allowance"] > 0 and totals["refused dataset"] == 0
+        assert all(v > RACE_ALLOWANCE - RACE_EPS - 1e-3 for v in per_analyst.values())
+    assert max(askers.values()) == analysts       # the first shared question reached every analyst
+    assert all(len(v) for v in shared.values())
     assert not orphans and not unfinished and not double
     assert len(results_rows) == len(reserves)
-    assert len(budget_rows) == 1                          # the default budget recorded once, not per process
     assert lg.verify() == []
 
 
@@ -219,70 +222,36 @@ def test_eight_processes_never_overspend(tmp_path):
 KILL_EPS = 0.4
 
 
-def _killed_child(path: str, ready: str) -> None:
-    import privacy.measurements as M
-    from data.prepare import prepare
-    from privacy.ledger import BudgetLedger
-    from privacy.queries import HistogramQuery
-    from privacy.release import release
-    from tests.conftest import toy_frame, toy_schema
-
-    def stuck(self, cohort, alpha=0.05):  # runs after the reserve row is committed, before the result
-        Path(ready).write_text(str(os.getpid()))
-        time.sleep(120)
-
-    M.Plan.run = stuck
-    cohort = prepare(toy_frame(200), toy_schema(budget=1.0))
-    release(HistogramQuery(column="g"), cohort, KILL_EPS, BudgetLedger(path), "kim")
-
-
-def _retry_child(path: str, out) -> None:
-    import privacy.ledger as L
-    from data.prepare import prepare
-    from privacy.queries import HistogramQuery
-    from privacy.release import release
-    from tests.conftest import toy_frame, toy_schema
-
-    L.IN_FLIGHT_WAIT_S = 0.5  # don't wait the default 30 s for the dead process's result
-    cohort = prepare(toy_frame(200), toy_schema(budget=1.0))
-    t = time.monotonic()
-    r = release(HistogramQuery(column="g"), cohort, KILL_EPS, L.BudgetLedger(path), "kim")
-    out.put({"cached": r.cached, "values": r.values, "remaining": r.remaining, "seconds": time.monotonic() - t})
-
-
 def test_sigkill_between_reserve_and_store_leaves_consistent_ledger(tmp_path):
     path, ready = str(tmp_path / "kill.sqlite"), tmp_path / "ready"
-    child = SPAWN.Process(target=_killed_child, args=(path, str(ready)))
-    child.start()
+    child = _worker({"mode": "kill", "ledger": path, "ready_file": str(ready), "analyst": "kim", "eps": KILL_EPS})
     deadline = time.monotonic() + 600
     while not ready.exists():
-        assert child.is_alive() and time.monotonic() < deadline, "child never reached the measurement"
+        assert child.poll() is None and time.monotonic() < deadline, "child never reached the measurement"
         time.sleep(0.02)
     os.kill(child.pid, signal.SIGKILL)
-    child.join(10)
-    assert child.exitcode == -signal.SIGKILL
+    child.wait(10)
+    assert child.returncode == -signal.SIGKILL
 
     lg = BudgetLedger(path)
     assert lg.verify() == []
-    assert _kinds(lg) == ["budget", "reserve"]          # reserved, never stored
+    assert _kinds(lg) == ["dataset", "reserve"]          # reserved, never stored
     key = lg.entries()[1]["release_key"]
     assert lg.stored_result(key) is None
     assert lg.state("toy", "kim").spent == pytest.approx(KILL_EPS)   # the reservation counts
     lg.close()
 
-    out = SPAWN.Queue()
-    retry = SPAWN.Process(target=_retry_child, args=(path, out))
-    retry.start()
-    got = _get(out, [retry], 600)
-    retry.join(10)
-    assert retry.exitcode == 0
+    retry = _worker({"mode": "retry", "ledger": path, "analyst": "kim", "eps": KILL_EPS})
+    out, err = retry.communicate(timeout=600)
+    assert retry.returncode == 0, err[-2000:]
+    got = json.loads(out.strip().splitlines()[-1])
     lg = BudgetLedger(path)
     rows = lg.entries()
-    print(f"\nkill: child SIGKILLed between reserve and store; ledger rows after kill: budget, reserve; "
+    print(f"\nkill: child SIGKILLed between reserve and store; ledger rows after kill: dataset, reserve; "
           f"verify problems 0; retry in a new process charged again (cached={got['cached']}) after "
           f"{got['seconds']:.2f}s; spent now {lg.state('toy', 'kim').spent:g}; kinds {[r['kind'] for r in rows]}")
     assert not got["cached"] and len(got["values"]) == 5
-    assert [r["kind"] for r in rows] == ["budget", "reserve", "reserve", "result"]
+    assert [r["kind"] for r in rows] == ["dataset", "reserve", "reserve", "result"]
     assert rows[3]["actor"] == str(rows[2]["seq"]) and rows[2]["release_key"] == rows[3]["release_key"] == key
     assert lg.state("toy", "kim").spent == pytest.approx(2 * KILL_EPS)
     assert got["remaining"] == pytest.approx(1.0 - 2 * KILL_EPS)
@@ -295,7 +264,7 @@ def _populated(path: Path) -> None:
     lg.set_budget("toy", "ann", 1.0)
     for i, eps in enumerate((0.1, 0.2, 0.3)):
         r = lg.reserve(dataset="toy", analyst="ann", release_key=f"k{i}", epsilon=eps, delta=0.0,
-                       mechanism="laplace", query=f"q{i}")
+                       mechanism="laplace", query=f"q{i}", default_total=1.0)
         assert isinstance(r, Reservation)
         lg.store_result(r, "toy", "ann", {"values": [i]})
     assert lg.verify() == []
@@ -323,7 +292,7 @@ TAMPER = {
     "delete the last rows": (lambda db: db.execute("DELETE FROM ledger WHERE seq >= 6"), "missing at the end"),
     "forge a budget row": (lambda db: db.execute(
         "INSERT INTO ledger (ts, kind, dataset, analyst, epsilon, delta, actor, prev_hash, hash) "
-        "VALUES ('2030-01-01', 'budget', 'toy', 'ann', 100, 0, 'data owner', 'x', 'y')"), "row 8"),
+        "VALUES ('2030-01-01', 'budget', 'toy', 'ann', 100, 0, 'data owner', 'x', 'y')"), "row 9"),
 }
 
 

@@ -101,7 +101,7 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     page.get_by_role("button", name="Release", exact=True).click()
     wait_for_app_run(page)
     error = page.get_by_test_id("stAlertContentError")
-    expect(error).to_contain_text("refused")
+    expect(error).to_contain_text("Refused")
     expect(error).to_contain_text("Nothing was spent")
     expect_remaining(page, start - 0.5)
 
