@@ -437,6 +437,11 @@ class BudgetLedger:
             (dataset, DATASET_ACTOR))]
         return [self._analyst_state(data, a) for a in names]
 
+    def legacy_analysts(self, dataset: str) -> list[str]:
+        """Analysts with releases stored under the per-analyst keys of older ledgers."""
+        return [r[0] for r in self._db.execute(
+            "SELECT DISTINCT analyst FROM ledger WHERE kind='reserve' AND dataset=? AND payload IS NULL", (dataset,))]
+
     def datasets(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT dataset FROM ledger ORDER BY dataset")]
 
@@ -492,13 +497,13 @@ class BudgetLedger:
         while True:
             try:
                 with self._tx():
+                    row = self._ensure_dataset(dataset, default_total, default_delta)
                     for k in (release_key, *legacy_keys):
                         stored = self.stored_result(k)
                         if stored is not None:
                             self._note_served(dataset, analyst, k)
                             return stored
                     if not self._inflight(release_key) or time.monotonic() > deadline:
-                        row = self._ensure_dataset(dataset, default_total, default_delta)
                         if row is None:
                             raise BudgetExceeded("dataset", epsilon, 0.0, 0.0, dataset, analyst)
                         eps_all, d_all, rho_all, n = self._sums(dataset, need_rho=row["accounting"] == "zcdp")

@@ -117,7 +117,8 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
     got = ledger.reserve(dataset=ds, analyst=analyst, release_key=key, epsilon=plan.cost[0],
                          delta=plan.cost[1], rho=plan.rho, mechanism=plan.mechanism, query=query.key(),
                          default_total=schema.default_budget,
-                         legacy_keys=(legacy_release_key(ds, analyst, query, plan.epsilon, plan.mechanism, plan.delta),))
+                         legacy_keys=tuple(legacy_release_key(ds, a, query, plan.epsilon, plan.mechanism, plan.delta)
+                                           for a in ledger.legacy_analysts(ds)))
     if not isinstance(got, Reservation):
         return _with_budget(Release.from_dict(got, cached=True, analyst=analyst), ledger, analyst)
     try:
