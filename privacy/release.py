@@ -131,6 +131,20 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
     return _with_budget(Release.from_dict(rel.to_dict()), ledger, analyst)
 
 
+def refusal_for(query: Query, schema, epsilon: float, ledger: BudgetLedger, analyst: str,
+                mechanism: str = "laplace", delta: float = DEFAULT_DELTA):
+    """The BudgetExceeded that `release` would raise now, or None (it fits, or it is already
+    released on this dataset and so free). Reads the ledger only; for disabling a button."""
+    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
+    plan = build_plan(query, schema, epsilon, mechanism, delta)
+    ds = schema.dataset_id
+    keys = [release_key(ds, query, plan.epsilon, plan.mechanism, plan.delta)] + [
+        legacy_release_key(ds, a, query, plan.epsilon, plan.mechanism, plan.delta) for a in ledger.legacy_analysts(ds)]
+    if any(ledger.stored_result(k) is not None for k in keys):
+        return None
+    return ledger.refusal_for(ds, analyst, plan.cost[0], plan.cost[1], plan.rho, default_total=schema.default_budget)
+
+
 def _with_budget(rel: Release, ledger: BudgetLedger, analyst: str) -> Release:
     """The release as `analyst` sees it, with what they and the dataset have left."""
     st = ledger.state(rel.dataset_id, analyst)

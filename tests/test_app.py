@@ -68,10 +68,32 @@ def test_refusal_when_budget_exhausted():
     at.button(key="release").click().run()           # default budget 2.0 -> spent
     assert _remaining(at) == pytest.approx(0.0, abs=1e-3)
     at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
+    assert not at.exception
+    assert at.button(key="release").disabled          # it cannot fit: not clickable
+    assert any("only ε 0 of the dataset budget" in w.value for w in at.warning), [w.value for w in at.warning]
+    at.radio(key="ex_mode").set_value("High accuracy (ε 2)").run()
+    assert not at.button(key="release").disabled      # the identical release is stored: free to show again
+    assert _remaining(at) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_refusal_at_click_replaces_the_old_answer(tmp_path):
+    """Another analyst spends the budget between drawing the page and the click: the click is
+    refused, and the earlier chart does not stay beside the refusal."""
+    from privacy.ledger import BudgetLedger
+    at = _app()
+    at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
+    at.button(key="release").click().run()
+    assert at.get("plotly_chart")
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.5)").run()
+    assert not at.button(key="release").disabled
+    lg = BudgetLedger(tmp_path / "ledger.sqlite")
+    lg.reserve(dataset="prostate-rows3000", analyst="someone else", release_key="other", epsilon=1.85, delta=0.0,
+               mechanism="laplace", query="{}", rho=1.0)
+    lg.close()
     at.button(key="release").click().run()
     assert not at.exception
-    assert any("refused" in e.value.lower() for e in at.error), [e.value for e in at.error]
-    assert _remaining(at) == pytest.approx(0.0, abs=1e-3)
+    assert any(e.value.startswith("Refused") and "for all analysts together" in e.value for e in at.error)
+    assert not at.get("plotly_chart") and not at.success
 
 
 def test_analyst_cannot_reach_owner_pages(monkeypatch, tmp_path):
@@ -152,22 +174,56 @@ def _remaining_for(cohort: str) -> float:
     return float([m for m in fresh.sidebar.metric if m.label == "Remaining budget"][0].value)
 
 
+def _table(at, column: str):
+    """The first dataframe on the page that has `column` (dataframes have no key in AppTest)."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert found, f"no table with a {column!r} column"
+    return found[0]
+
+
 def test_ledger_page_lists_releases_and_owner_can_raise_budget():
     at = _app()
     at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
     at.button(key="release").click().run()
     at.switch_page("pages/ledger.py").run()
     assert not at.exception, at.exception
-    rows = at.dataframe[0].value
-    assert (rows["event"] == "release").sum() == 1
+    releases = _table(at, "yours")
+    assert len(releases) == 1 and releases["yours"].tolist() == ["✓"]
+    trail = _table(at, "event")
+    assert trail["event"].tolist() == ["cohort budget set", "release charged"]
+    assert "Distribution of" in trail["what"].iloc[1] and "{" not in trail["what"].iloc[1]   # words, not a dict
     at.number_input(key="budget_total").set_value(5.0)
+    at.text_input(key="budget_note").input("raised for the audit")
     [b for b in at.button if b.label == "Save budget"][0].click().run()
     assert not at.exception, at.exception
+    assert any("set to ε 5" in s.value for s in at.success)   # the confirmation survives the rerun
     assert _remaining() == pytest.approx(5.0 - 0.1, abs=1e-3)
     at.switch_page("pages/ledger.py").run()
-    rows = at.dataframe[0].value
-    assert (rows["event"] == "budget set").sum() == 2      # schema default + the owner's audit row
+    trail = _table(at, "event")
+    assert (trail["event"] == "cohort budget set").sum() == 2      # schema default + the owner's audit row
+    assert any("raised for the audit" in i.value for i in at.info)  # the owner's note is shown
+    at.text_input(key="allow_analyst").input("ana")
+    at.number_input(key="allow_total").set_value(0.5)
+    [b for b in at.button if b.label == "Save allowance"][0].click().run()
+    assert any("Allowance of ana" in s.value for s in at.success)
     assert any("hash chain intact" in c.value for c in at.caption)
+
+
+def test_analyst_ledger_page_shows_cohort_releases_but_not_who_asked(monkeypatch):
+    at = _app()                                            # the owner releases first
+    at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
+    at.button(key="release").click().run()
+    monkeypatch.setenv("DP_ROLE", "analyst")
+    monkeypatch.setenv("DP_ANALYST", "ana")
+    an = _app()
+    an.switch_page("pages/ledger.py").run()
+    assert not an.exception, an.exception
+    releases = _table(an, "yours")
+    assert len(releases) == 1 and releases["yours"].tolist() == [""]
+    assert "local owner" not in json.dumps(releases.to_dict())
+    assert an.get("plotly_chart")                          # the stored release, drawn for free
+    assert not [d for d in an.dataframe if "event" in d.value.columns or "who" in d.value.columns]
+    assert not [b for b in an.button if b.label in ("Save budget", "Save allowance")]
 
 
 def test_analyst_pages_render_no_true_values(monkeypatch):

@@ -8,7 +8,7 @@ from dashboard.context import Context, page_context
 from dashboard.widgets import epsilon_chooser, preview_box, query_builder
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.queries import Query, QueryError
-from privacy.release import Release, ReleaseError, release
+from privacy.release import Release, ReleaseError, refusal_for, release
 
 ctx = page_context()
 schema = ctx.schema
@@ -21,6 +21,7 @@ def _do_release(query: Query, epsilon: float, ctx: Context) -> None:
         rel = release(query, ctx.cohort, epsilon, ctx.ledger, ctx.analyst, ctx.mechanism)
     except (BudgetExceeded, QueryError, LedgerError, ReleaseError, ValueError) as e:
         st.session_state["ex_error"] = str(e)
+        st.session_state.pop("ex_result", None)   # never leave an older answer beside a refusal
         return
     st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict()}
     st.session_state["last_epsilon"] = epsilon
@@ -33,7 +34,10 @@ with left:
     query = query_builder(schema, "ex")
     eps = epsilon_chooser(query, schema, ctx.mechanism, "ex")
     ok = query is not None and eps is not None and preview_box(query, schema, eps, ctx.mechanism)
-    st.button("Release", key="release", type="primary", disabled=not ok,
+    refusal = refusal_for(query, schema, eps, ctx.ledger, ctx.analyst, ctx.mechanism) if ok else None
+    if refusal is not None:
+        st.warning(str(refusal).replace("Refused: this release", "This release").replace(" Nothing was spent.", ""))
+    st.button("Release", key="release", type="primary", disabled=not ok or refusal is not None,
               on_click=_do_release, args=(query, eps, ctx),
               help="Spends the cost shown above from your budget, then shows the result. "
                    "An identical release is shown again for free.")

@@ -1,4 +1,5 @@
-"""Ledger: every release with time, analyst, query, epsilon, mechanism, cached or not; budgets."""
+"""Ledger: the cohort's budget (shared by all analysts), its releases, and for the data owner the
+full audit trail, budget and allowance settings. No DP logic: reads and writes the ledger only."""
 from __future__ import annotations
 
 import json
@@ -7,50 +8,176 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.context import page_context
+from privacy.queries import query_from_dict
+from privacy.release import Release
 
 ctx = page_context()
 schema = ctx.schema
-st.title("Privacy budget ledger")
 ds = schema.dataset_id
-who = None if ctx.identity.is_owner else ctx.analyst   # analysts see only their own rows
-entries = ctx.ledger.entries(dataset=ds, analyst=who)
+lg = ctx.ledger
+owner = ctx.identity.is_owner
+me = ctx.budget()
+data = me.data
 
+st.title("Privacy budget ledger")
+flash = st.session_state.pop("ledger_flash", None)
+if flash:
+    st.success(flash)
+
+
+def _question(key: str | None) -> str:
+    if not key:
+        return ""
+    try:
+        return query_from_dict(json.loads(key)).describe(schema)
+    except Exception:  # an old or foreign row: show it as stored
+        return str(key)
+
+
+def _eps(x: float) -> str:
+    return f"{x:.3g}"
+
+
+# --------------------------------------------------------------------------- the cohort budget
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Cohort budget (ε)", _eps(data.total), help="Everything released on this cohort, by all analysts "
+          "together, stays within this budget: that is what protects each patient.")
+c2.metric("Spent by all analysts", _eps(data.spent))
+c3.metric("Left", _eps(data.remaining))
+c4.metric("δ spent of budget", f"{data.delta_spent:.2g} of {data.delta_total:.2g}" if data.delta_total else "δ 0",
+          help="δ is spent only by Gaussian noise; with a δ budget of 0 only Laplace noise is allowed.")
+mode = ("zCDP accounting: each release's cost is kept as ρ, the ρs add up, and the total is shown as ε at "
+        f"δ = {data.delta_total:.0e} (OpenDP's conversion), so many releases add up to far less than their ε sum."
+        if data.accounting == "zcdp" else
+        "Pure accounting: the ε of the releases add up (and their δ, for Gaussian noise).")
+allow = ("the whole cohort budget" if data.default_allowance is None else f"ε {data.default_allowance:g}")
+st.caption(f"{mode} Analysts without an allowance of their own may spend {allow}. "
+           f"You can still spend ε {_eps(me.remaining)} (your allowance: {_eps(me.spent)} of {_eps(me.total)} spent)."
+           + (f" Set by {data.set_by}." if data.set_by else ""))
+if data.note:
+    st.info(f"Note from the data owner: {data.note}")
+
+# ------------------------------------------------------------------ releases (visible to analysts)
+entries = lg.entries(dataset=ds)
+own_keys = {e["release_key"] for e in entries if e["analyst"] == ctx.analyst and e["kind"] in ("reserve", "served")}
+stored = lg.releases(ds)
+st.subheader("Releases on this cohort")
+st.caption("Every release here is differentially private and free to see again: asking an identical question "
+           "shows the stored result and spends nothing.")
+if stored:
+    table = []
+    for r in stored:
+        rel = r["release"]
+        row = {"released (UTC)": r["ts"][:19].replace("T", " "), "question": rel.get("description", ""),
+               "ε": round(float(rel.get("epsilon", 0)), 4), "noise": rel.get("mechanism", ""),
+               "yours": "✓" if r["release_key"] in own_keys else ""}
+        table.append(row)
+    st.dataframe(table, hide_index=True, width="stretch", key="ledger_releases")
+    labels = [f"{t['released (UTC)']} · {t['question']} · ε {t['ε']:g}" for t in table]
+    pick = st.selectbox("Show a stored release", range(len(stored)), index=len(stored) - 1,
+                        format_func=lambda i: labels[i], key="ledger_pick")
+    rel = Release.from_dict(stored[pick]["release"], analyst=ctx.analyst, cached=True)
+    st.plotly_chart(charts.release_figure(rel, schema), width="stretch", key="ledger_release_chart")
+else:
+    st.info("Nothing has been released on this cohort yet.")
+
+if not owner:
+    mine = [e for e in entries if e["analyst"] == ctx.analyst and e["kind"] == "refusal"]
+    if mine:
+        st.subheader("Your refused attempts")
+        st.dataframe([{"time (UTC)": e["ts"][:19].replace("T", " "), "question": _question(e["query"]),
+                       "why": json.loads(e["payload"] or "{}").get("message", "")} for e in mine],
+                     hide_index=True, width="stretch", key="ledger_my_refusals")
+    st.stop()
+
+# ------------------------------------------------------------------------ owner: the audit trail
+st.subheader("Audit trail (data owner)")
+st.caption("Who asked what, when, and what it cost; refused attempts and stored releases served to other "
+           "analysts cost nothing. Rows are append-only and hash-chained.")
+EVENTS = {"dataset": "cohort budget set", "budget": "allowance set", "reserve": "release charged",
+          "served": "stored release served", "refusal": "refused", "failure": "failed (still charged)"}
 results = {e["release_key"] for e in entries if e["kind"] == "result"}
-rows = []
+questions = {e["release_key"]: _question(e["query"]) for e in entries if e["kind"] == "reserve"}
+trail = []
 for e in entries:
-    if e["kind"] == "budget":
-        rows.append({"time": e["ts"][:19], "analyst": e["analyst"], "event": "budget set",
-                     "query": f"total budget set by {e['actor']}", "ε": round(e["epsilon"], 4), "mechanism": "", "status": ""})
-    elif e["kind"] == "reserve":
-        q = json.loads(e["query"]) if e["query"] else {}
-        desc = q.get("stat", "") + " " + " ".join(f"{k}={v}" for k, v in q.items() if k != "stat" and v not in (None, ""))
-        rows.append({"time": e["ts"][:19], "analyst": e["analyst"], "event": "release", "query": desc.strip(),
-                     "ε": round(e["epsilon"], 4), "mechanism": e["mechanism"],
-                     "status": "shown" if e["release_key"] in results else "charged, no result"})
-    elif e["kind"] == "failure":
-        rows.append({"time": e["ts"][:19], "analyst": e["analyst"], "event": "failed (still charged)", "query": "",
-                     "ε": 0.0, "mechanism": "", "status": ""})
-st.caption("Cached repeats of an identical query are served from the stored result and add no row of cost.")
-st.dataframe(rows, hide_index=True, width="stretch")
-if entries:
-    st.plotly_chart(charts.spend_figure(entries), width="stretch", key="ledger_spend")
-
-if ctx.identity.is_owner:
-    st.subheader("Set or raise a budget (data owner)")
-    with st.form("budget_form"):
-        analyst = st.text_input("Analyst", value=ctx.analyst, key="budget_analyst")
-        total = st.number_input("Total budget (ε)", min_value=0.0, max_value=100.0, value=float(ctx.budget().total),
-                                step=0.5, key="budget_total")
-        note = st.text_input("Note (recorded in the audit trail)", key="budget_note")
-        if st.form_submit_button("Save budget"):
-            if not analyst.strip():
-                st.error("Name the analyst whose budget you set.")
-            else:
-                s = ctx.ledger.set_budget(ds, analyst.strip(), total, actor=ctx.analyst, note=note)
-                st.success(f"Budget for {analyst} on {ds} set to ε {s.total:g} (spent {s.spent:.3g}).")
-                st.rerun()
-    problems = ctx.ledger.verify()
-    if problems:
-        st.error("Ledger integrity check FAILED: " + "; ".join(problems[:5]))
+    if e["kind"] == "result":
+        continue
+    payload = json.loads(e["payload"]) if e["payload"] else {}
+    if e["kind"] == "dataset":
+        what = (f"ε {e['epsilon']:g}, δ {e['delta']:.2g}, {payload.get('accounting', 'pure')} accounting"
+                + ("" if payload.get("default_allowance") is None else
+                   f", default allowance ε {payload['default_allowance']:g}"))
+    elif e["kind"] == "budget":
+        what = f"ε {e['epsilon']:g} for {e['analyst']}"
+    elif e["kind"] == "refusal":
+        what = f"{_question(e['query'])}: {payload.get('which', '')} budget"
     else:
-        st.caption("Ledger integrity check: hash chain intact.")
+        what = questions.get(e["release_key"], "") or _question(e["query"])
+    trail.append({"time (UTC)": e["ts"][:19].replace("T", " "), "who": e["actor"] if e["kind"] in ("dataset", "budget")
+                  else e["analyst"], "event": EVENTS.get(e["kind"], e["kind"]), "what": what,
+                  "ε": round(e["epsilon"], 4) if e["kind"] == "reserve" else None,
+                  "δ": e["delta"] if e["kind"] == "reserve" and e["delta"] else None,
+                  "note": payload.get("note", "") if e["kind"] in ("dataset", "budget") else
+                  ("no result stored" if e["kind"] == "reserve" and e["release_key"] not in results else "")})
+st.dataframe(trail, hide_index=True, width="stretch", key="ledger_trail")
+spend_rows = [dict(e, analyst="cohort (all analysts)", kind="budget" if e["kind"] == "dataset" else "reserve")
+              for e in entries if e["kind"] in ("reserve", "dataset")]
+spend_rows += [e for e in entries if e["kind"] in ("reserve", "budget")]
+if spend_rows:
+    st.plotly_chart(charts.spend_figure(spend_rows), width="stretch", key="ledger_spend")
+    if data.accounting == "zcdp":
+        st.caption("The chart adds up each release's own ε: under zCDP accounting the true total (above) is lower.")
+
+analysts = lg.analysts(ds)
+if analysts:
+    st.dataframe([{"analyst": a.analyst, "allowance ε": a.total, "own allowance": "yes" if a.allowance_set else
+                   "default", "spent ε": round(a.spent, 4), "can still spend ε": round(a.remaining, 4)}
+                  for a in analysts], hide_index=True, width="stretch", key="ledger_analysts")
+
+st.subheader("Set the cohort budget (data owner)")
+with st.form("dataset_budget_form"):
+    total = st.number_input("Total budget for all analysts (ε)", min_value=0.0, max_value=100.0,
+                            value=float(data.total), step=0.5, key="budget_total")
+    delta = st.number_input("δ budget (Gaussian noise; 0 = Laplace only)", min_value=0.0, max_value=1e-3,
+                            value=float(data.delta_total), format="%.1e", step=1e-7, key="budget_delta")
+    accounting = st.radio("Accounting", ["pure", "zcdp"], index=["pure", "zcdp"].index(data.accounting),
+                          horizontal=True, key="budget_accounting",
+                          format_func={"pure": "Pure (ε add up)", "zcdp": "zCDP (ρ add up; tighter for many releases)"}.get)
+    whole = st.checkbox("Analysts without their own allowance may spend the whole budget",
+                        value=data.default_allowance is None, key="budget_default_whole")
+    default_allow = st.number_input("…otherwise their allowance (ε; 0 = only invited analysts can spend)",
+                                    min_value=0.0, max_value=100.0, value=float(data.default_allowance or 0.0),
+                                    step=0.1, key="budget_default_allowance")
+    note = st.text_input("Note (recorded in the audit trail, shown to analysts)", key="budget_note")
+    if st.form_submit_button("Save budget"):
+        try:
+            s = lg.set_dataset_budget(ds, total, delta, accounting, None if whole else default_allow,
+                                      actor=ctx.analyst, note=note)
+        except ValueError as e:
+            st.error(str(e))
+        else:
+            st.session_state["ledger_flash"] = (f"Cohort budget of {ds} set to ε {s.total:g}, δ {s.delta_total:.2g} "
+                                                f"({s.accounting} accounting); ε {s.spent:.3g} spent so far.")
+            st.rerun()
+
+st.subheader("Set an analyst's allowance (data owner)")
+with st.form("allowance_form"):
+    analyst = st.text_input("Analyst", value=ctx.analyst, key="allow_analyst")
+    amount = st.number_input("Allowance (ε) within the cohort budget", min_value=0.0, max_value=100.0,
+                             value=float(me.total), step=0.5, key="allow_total")
+    anote = st.text_input("Note (recorded in the audit trail)", key="allow_note")
+    if st.form_submit_button("Save allowance"):
+        try:
+            a = lg.set_allowance(ds, analyst.strip(), amount, actor=ctx.analyst, note=anote)
+        except ValueError as e:
+            st.error(str(e))
+        else:
+            st.session_state["ledger_flash"] = (f"Allowance of {a.analyst} on {ds} set to ε {a.total:g} "
+                                                f"(spent {a.spent:.3g}).")
+            st.rerun()
+
+problems = lg.verify()
+if problems:
+    st.error("Ledger integrity check FAILED: " + "; ".join(problems[:5]))
+else:
+    st.caption("Ledger integrity check: hash chain intact.")
