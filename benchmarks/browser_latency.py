@@ -198,7 +198,7 @@ def browser_times(rows: int, runs: int, workdir: Path, dataset_id: str) -> tuple
     from privacy.ledger import BudgetLedger
 
     lg = BudgetLedger(workdir / "ledger.sqlite")
-    lg.set_budget(dataset_id, OWNER, BIG_BUDGET, actor="benchmark", note="browser latency benchmark")
+    lg.set_dataset_budget(dataset_id, BIG_BUDGET, actor="benchmark", note="browser latency benchmark")
     lg.close()
     server = Server(rows, workdir)
     try:
