@@ -115,8 +115,8 @@ for e in entries:
         what = questions.get(e["release_key"], "") or _question(e["query"])
     trail.append({"time (UTC)": e["ts"][:19].replace("T", " "), "who": e["actor"] if e["kind"] in ("dataset", "budget")
                   else e["analyst"], "event": EVENTS.get(e["kind"], e["kind"]), "what": what,
-                  "ε": round(e["epsilon"], 4) if e["kind"] == "reserve" else None,
-                  "δ": e["delta"] if e["kind"] == "reserve" and e["delta"] else None,
+                  "ε": f"{e['epsilon']:.4g}" if e["kind"] == "reserve" else "",
+                  "δ": f"{e['delta']:.2g}" if e["kind"] == "reserve" and e["delta"] else "",
                   "note": payload.get("note", "") if e["kind"] in ("dataset", "budget") else
                   ("no result stored" if e["kind"] == "reserve" and e["release_key"] not in results else "")})
 st.dataframe(trail, hide_index=True, width="stretch", key="ledger_trail")

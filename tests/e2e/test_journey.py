@@ -96,13 +96,12 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     expect(page.locator(".js-plotly-plot .barlayer .point").first).to_be_visible()
     expect_remaining(page, start - 0.5)
 
-    # --- a release costing more than what remains is refused and spends nothing
+    # --- a release costing more than what remains cannot be clicked, says why, and spends nothing
     build_query(page, "Distribution (histogram)", "Hospital site", "High accuracy (ε 2)")
-    page.get_by_role("button", name="Release", exact=True).click()
-    wait_for_app_run(page)
-    error = page.get_by_test_id("stAlertContentError")
-    expect(error).to_contain_text("Refused")
-    expect(error).to_contain_text("Nothing was spent")
+    expect(page.get_by_role("button", name="Release", exact=True)).to_be_disabled()
+    warning = page.get_by_test_id("stAlertContentWarning")
+    expect(warning).to_contain_text("This release costs ε 2")
+    expect(warning).to_contain_text("for all analysts together")
     expect_remaining(page, start - 0.5)
 
     # --- owner pages (spend nothing), screenshots with their charts drawn
