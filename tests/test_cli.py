@@ -319,3 +319,69 @@ def test_json_has_no_nan(tmp_path, toy_files, capsys):
     assert rc == 0
     r = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert all(v is None or math.isfinite(v) for v in r["ci_low"] + r["ci_high"])
+
+
+def test_budget_command_sets_dataset_budget_and_allowances(tmp_path, toy_files, capsys):
+    led = tmp_path / "l.sqlite"
+    rc, out, err = cli(capsys, "budget", *src(toy_files), "--ledger", led, "--json")
+    assert rc == 0, err
+    doc = json.loads(out)                                  # the schema's default budget is in force
+    assert (doc["dataset"], doc["total"], doc["accounting"], doc["changed"]) == ("toy", 5.0, "pure", [])
+    rc, out, err = cli(capsys, "budget", *src(toy_files), "--ledger", led, "--total", "1", "--delta", "2e-7",
+                       "--default-allowance", "0", "--actor", "dpo", "--note", "pilot", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert (doc["total"], doc["delta_total"], doc["default_allowance"], doc["note"]) == (1.0, 2e-7, 0.0, "pilot")
+    rc, out, err = cli(capsys, "budget", "--dataset", "toy", "--ledger", led, "--analyst", "ann", "--allowance",
+                       "0.6", "--json")
+    assert rc == 0, err
+    assert [(a["analyst"], a["allowance"], a["allowance_set"]) for a in json.loads(out)["analysts"]] == [
+        ("ann", 0.6, True)]
+    # an uninvited analyst is refused (exit 2, one line naming the allowance); ann may spend
+    rc, out, err = cli(capsys, "release", *src(toy_files), "--stat", "count", "--epsilon", "0.5", "--analyst", "bob",
+                       "--ledger", led)
+    assert rc == 2 and out == "" and "your allowance (0)" in err and len(err.strip().splitlines()) == 1
+    rc, out, err = cli(capsys, "release", *src(toy_files), "--stat", "count", "--epsilon", "0.5", "--analyst", "ann",
+                       "--ledger", led, "--json")
+    r = json.loads(out)
+    assert rc == 0 and r["remaining"] == pytest.approx(0.1) and r["dataset_remaining"] == pytest.approx(0.5)
+    # delta: two Gaussian releases at 1e-7 fill the 2e-7 budget; the third is refused
+    for i in range(2):
+        rc, _, err = cli(capsys, "release", *src(toy_files), "--stat", "count", "--epsilon", f"0.0{i + 1}",
+                         "--mechanism", "gaussian", "--analyst", "ann", "--ledger", led)
+        assert rc == 0, err
+    rc, _, err = cli(capsys, "release", *src(toy_files), "--stat", "count", "--epsilon", "0.03", "--mechanism",
+                     "gaussian", "--analyst", "ann", "--ledger", led)
+    assert rc == 2 and "δ budget" in err
+    rc, out, _ = cli(capsys, "ledger", "--ledger", led, "--json")
+    (ds,) = json.loads(out)["datasets"]
+    assert ds["delta_spent"] == pytest.approx(2e-7) and ds["delta_total"] == 2e-7
+    assert {a["analyst"]: a["remaining"] for a in ds["analysts"]} == {"ann": pytest.approx(0.07), "bob": 0.0}
+    rc, out, _ = cli(capsys, "ledger", "--ledger", led)
+    assert rc == 0 and "left for all analysts together" in out and "refusal" in out
+    rc, out, _ = cli(capsys, "ledger", "--ledger", led, "--verify")
+    assert rc == 0 and "intact" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--total", "-1"], "finite number >= 0"),
+    (["--total", "nan"], "--total must be a finite number"),
+    (["--accounting", "renyi"], "invalid choice"),
+    (["--accounting", "zcdp", "--delta", "0"], "delta budget above 0"),
+    (["--analyst", "ann"], "go together"),
+    (["--allowance", "1"], "go together"),
+    (["--analyst", " ", "--allowance", "1"], "must not be empty"),
+    (["--delta", "1"], "below 1"),
+])
+def test_budget_command_bad_input_exit_2_nothing_written(tmp_path, toy_files, capsys, args, message):
+    led = tmp_path / "l.sqlite"
+    rc, out, err = cli(capsys, "budget", *src(toy_files), "--ledger", led, *args)
+    assert rc == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1, err
+    assert [e for e in ledger_rows(led) if e["kind"] != "dataset" or e["actor"] != "schema-default"] == []
+
+
+def test_owner_actions_say_so_in_their_help(capsys):
+    for cmd in ("simulate", "budget", "ledger"):
+        rc, out, _ = cli(capsys, cmd, "--help")
+        assert rc == 0 and "DATA OWNER ONLY" in out, cmd
+    assert "owner permissions" in cli(capsys, "budget", "--help")[1]
