@@ -473,6 +473,14 @@ class BudgetLedger:
         if who.spent + epsilon > who.total + TOL:
             raise BudgetExceeded("allowance", epsilon, who.total - who.spent, who.total, data.dataset, analyst)
 
+    def marginal_epsilon(self, dataset: str, epsilon: float, rho: float) -> float:
+        """How much a new release would add to the dataset's spent epsilon: its epsilon under pure
+        accounting; under zCDP the growth of the total epsilon at the dataset's delta."""
+        data = self.dataset_state(dataset)
+        if data.accounting != "zcdp":
+            return float(epsilon)
+        return _rho_to_eps(data.rho_spent + float(rho), data.delta_total) - data.spent
+
     def refusal_for(self, dataset: str, analyst: str, epsilon: float, delta: float, rho: float | None = None,
                     default_total: float | None = None, default_delta: float | None = None) -> BudgetExceeded | None:
         """Would this release be refused now? (For disabling a button; `reserve` decides.)"""

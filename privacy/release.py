@@ -145,6 +145,14 @@ def refusal_for(query: Query, schema, epsilon: float, ledger: BudgetLedger, anal
     return ledger.refusal_for(ds, analyst, plan.cost[0], plan.cost[1], plan.rho, default_total=schema.default_budget)
 
 
+def marginal_cost(query: Query, schema, epsilon: float, ledger: BudgetLedger, mechanism: str = "laplace",
+                  delta: float = DEFAULT_DELTA) -> float:
+    """Epsilon this release would add to the dataset's total under its accounting (no data read)."""
+    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
+    plan = build_plan(query, schema, epsilon, mechanism, delta)
+    return ledger.marginal_epsilon(schema.dataset_id, plan.cost[0], plan.rho)
+
+
 def _with_budget(rel: Release, ledger: BudgetLedger, analyst: str) -> Release:
     """The release as `analyst` sees it, with what they and the dataset have left."""
     st = ledger.state(rel.dataset_id, analyst)

@@ -207,3 +207,15 @@ def test_old_ledger_tampering_still_detected_after_migration(tmp_path):
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):  # and the triggers are back
         lg._db.execute("DELETE FROM ledger WHERE seq = 1")
     lg.close()
+
+
+def test_marginal_cost_under_each_accounting(cohort, ledger):
+    from privacy.release import marginal_cost
+    q = HistogramQuery(column="g")
+    assert marginal_cost(q, cohort.schema, 0.3, ledger) == pytest.approx(0.3)           # pure: its epsilon
+    ledger.set_dataset_budget("toy", 20.0, delta=1e-6, accounting="zcdp")
+    first = marginal_cost(q, cohort.schema, 0.3, ledger, "gaussian", 1e-7)
+    release(q, cohort, 0.3, ledger, "ann", mechanism="gaussian", delta=1e-7)
+    assert ledger.dataset_state("toy").spent == pytest.approx(first, rel=1e-9)
+    second = marginal_cost(CountQuery(), cohort.schema, 0.3, ledger, "gaussian", 1e-7)
+    assert 0 < second < first                         # under zCDP each further release adds less

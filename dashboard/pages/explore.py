@@ -8,7 +8,7 @@ from dashboard.context import Context, page_context
 from dashboard.widgets import epsilon_chooser, preview_box, query_builder
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.queries import Query, QueryError
-from privacy.release import Release, ReleaseError, refusal_for, release
+from privacy.release import Release, ReleaseError, marginal_cost, refusal_for, release
 
 ctx = page_context()
 schema = ctx.schema
@@ -35,6 +35,11 @@ with left:
     eps = epsilon_chooser(query, schema, ctx.mechanism, "ex")
     ok = query is not None and eps is not None and preview_box(query, schema, eps, ctx.mechanism)
     refusal = refusal_for(query, schema, eps, ctx.ledger, ctx.analyst, ctx.mechanism) if ok else None
+    data = ctx.budget().data
+    if ok and data.accounting == "zcdp":
+        st.caption(f"This cohort uses zCDP accounting: this release would add ε "
+                   f"{marginal_cost(query, schema, eps, ctx.ledger, ctx.mechanism):.3g} to its total "
+                   f"(ε {data.spent:.3g} of {data.total:.3g} spent, at δ {data.delta_total:.0e}).")
     if refusal is not None:
         st.warning(str(refusal).replace("Refused: this release", "This release").replace(" Nothing was spent.", ""))
     st.button("Release", key="release", type="primary", disabled=not ok or refusal is not None,
