@@ -47,8 +47,16 @@ with st.sidebar:
     try:
         cohort = (load_uploaded(cohort_name.removeprefix("upload:")) if cohort_name.startswith("upload:")
                   else prepared_cohort(cohort_name, demo_rows()))
-    except Exception as e:  # a broken cohort must not take the app down
-        st.error(f"Cannot open cohort '{cohort_name}': {e}")
+    except Exception as e:  # a broken cohort must not take the app down, nor tell analysts why:
+        from dashboard.uploads import md_escape
+        shown = md_escape(titles.get(cohort_name, cohort_name))  # the reason may be a private count
+        if identity.is_owner:
+            st.error(f"Cannot open cohort '{shown}'.")
+            detail = getattr(e, "owner_detail", None) or str(e) or type(e).__name__
+            st.warning(f"**Data owner only** (analysts see only that the cohort is unavailable): "
+                       f"{md_escape(detail)}")
+        else:
+            st.error(f"Cohort '{shown}' is unavailable. Please ask the data owner.")
         st.stop()
     role_text = "data owner" if identity.is_owner else "analyst"
     st.markdown(f"**Working as:** {identity.name} ({role_text})")

@@ -44,6 +44,22 @@ class UploadError(ValueError):
     """The upload cannot be saved (name taken, reserved or invalid). Message for the data owner."""
 
 
+class UploadDataError(UploadError):
+    """The uploaded data does not prepare under the schema. The message is the exact reason
+    (`DataValidationError.owner_detail`, with row counts): for the data owner's upload page only."""
+
+
+def _prepare_for_owner(frame: pd.DataFrame, schema: Schema) -> PreparedCohort:
+    """prepare() on the owner's upload path: its public "cohort unavailable" text would not help the
+    owner, so a DataValidationError (not a file LoadError) becomes an UploadDataError with the detail."""
+    try:
+        return prepare(frame, schema, keep_frame=False)
+    except LoadError:
+        raise
+    except DataValidationError as e:
+        raise UploadDataError(f"the data does not fit the schema: {e.owner_detail}") from e
+
+
 def uploads_dir() -> Path:
     return Path(os.environ.get("DP_UPLOADS", "var/uploads"))
 
@@ -161,8 +177,10 @@ def make_draft(data: bytes, filename: str, *, encoding: str | None = None, delim
         draft.schema, draft.notes = propose_schema_with_notes(frame, dataset_id_from_filename(filename))
     except NoIdColumnError as e:
         draft.error, draft.no_id_column = str(e), True
-    except (SchemaError, DataValidationError) as e:
+    except SchemaError as e:
         draft.error = str(e)
+    except DataValidationError as e:      # owner's page: the exact reason, not the public text
+        draft.error = e.owner_detail
     return draft
 
 
@@ -407,9 +425,9 @@ def save_upload(frame: pd.DataFrame, schema: Schema, *, overwrite: bool = False)
 
     Checks, in order (nothing is written when one fails): the dataset id (UploadError), the
     schema (SchemaError), that the TOML round-trips exactly, and that the data prepares under it
-    (SchemaError / DataValidationError). The data is stored as Parquet, re-read, and prepared again so
-    the returned PreparationReport is exactly what analysts' releases will use. The folder appears
-    atomically (temporary folder + rename)."""
+    (SchemaError / UploadDataError, whose message has the owner-only detail). The data is stored as
+    Parquet, re-read, and prepared again so the returned PreparationReport is exactly what analysts'
+    releases will use. The folder appears atomically (temporary folder + rename)."""
     check_dataset_id(schema.dataset_id, overwrite)
     schema = validate_schema(replace(schema, confirmed=True))
     text = schema_to_toml(schema)
@@ -421,7 +439,7 @@ def save_upload(frame: pd.DataFrame, schema: Schema, *, overwrite: bool = False)
     if again != schema:
         raise SchemaError("the schema does not survive saving unchanged; check names, labels and categories "
                           "for unusual characters")
-    prepare(frame, schema, keep_frame=False)              # fail before writing anything
+    _prepare_for_owner(frame, schema)                     # fail before writing anything
     root = uploads_dir()
     root.mkdir(parents=True, exist_ok=True)
     target = root / schema.dataset_id
@@ -430,7 +448,7 @@ def save_upload(frame: pd.DataFrame, schema: Schema, *, overwrite: bool = False)
         _parquet_ready(frame).to_parquet(tmp / "data.parquet", index=False)
         (tmp / "schema.toml").write_text(text, encoding="utf-8")
         reread = load_table(tmp / "data.parquet", root=root, max_bytes=2**62)
-        report = prepare(reread, load_schema(tmp / "schema.toml"), keep_frame=False).report
+        report = _prepare_for_owner(reread, load_schema(tmp / "schema.toml")).report
         replaced = target.exists()
         if replaced:
             if not overwrite:

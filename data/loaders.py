@@ -53,7 +53,10 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))   # long free-text cells are l
 
 # ------------------------------------------------------------------------------------- errors
 class LoadError(DataValidationError):
-    """The file cannot be read as a table. A ValueError; the message is one line for the data owner."""
+    """The file cannot be read as a table. A ValueError; the message is one line for the data owner.
+
+    Unlike prepare()'s errors its message describes the file (line numbers, sizes) to whoever supplied
+    it; `owner_detail` is the same text. Analyst views show no data error's text (dashboard/app.py)."""
 
 
 class UnsupportedFormatError(LoadError):

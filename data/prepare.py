@@ -5,9 +5,14 @@ Privacy facts:
   become codes 0..K-1 for the declared categories, K for "missing", K+1 for "other"; numerics
   are clamped to the public bounds (missing -> public fill value, else NaN = left out of
   means and counted as "missing" in histograms); dates become day numbers clamped to the range.
-- Rows per patient are truncated to the schema's `max_rows_per_unit` (first rows in file order),
-  so one patient changes at most that many rows. How many rows were dropped or coerced is in the
-  `PreparationReport`, for the data owner only.
+- Patient ids are normalised first (`normalise_unit_ids`: text with surrounding whitespace
+  removed, integral floats written as integers, empty text = missing), so `17`, `17.0`, `"17"` and
+  `" 17 "` are one patient. Then rows per patient are truncated to the schema's
+  `max_rows_per_unit` (first rows in file order), so one patient changes at most that many rows.
+  How many rows were dropped or coerced is in the `PreparationReport`, for the data owner only.
+- A table that cannot be prepared (more rows than `max_rows`, rows without a patient id, no rows)
+  raises `DataValidationError`: `str(e)` is the same public sentence whatever went wrong, the
+  exact reason with its counts is `e.owner_detail`, for the data owner only.
 """
 from __future__ import annotations
 
@@ -24,7 +29,31 @@ EPOCH = np.datetime64("1970-01-01", "D")
 
 
 class DataValidationError(ValueError):
-    """The table cannot be prepared under its schema (missing column, empty table, ...)."""
+    """The table cannot be prepared under its schema (empty table, too many rows, missing ids, ...).
+
+    Two texts, because the reason is itself a private fact:
+    - `str(e)` (also `e.public`) depends on no private fact. `prepare` uses one sentence for every
+      data-dependent failure (`unavailable_message`), so it may be shown to analysts and printed by
+      the CLI.
+    - `e.owner_detail` is the exact reason (row counts, ids, bounds) for the data owner only.
+      It defaults to the public text when the reason is public anyway.
+
+    Subclass `data.loaders.LoadError` (a file that cannot be read) is the exception: its message
+    describes the file to whoever supplied it (the owner's upload, a CLI `--data FILE` user, who
+    holds the file anyway), and `owner_detail` is the same text. Views shown to analysts must not
+    display any data error's text beyond the cohort being unavailable.
+    """
+
+    def __init__(self, public: str, owner_detail: str | None = None):
+        super().__init__(public)
+        self.public = public
+        self.owner_detail = public if owner_detail is None else owner_detail
+
+
+def unavailable_message(dataset: str) -> str:
+    """The public text of every data-dependent preparation failure (names only the public dataset id)."""
+    return (f"cohort '{dataset}' is unavailable: its table does not meet the data owner's schema; "
+            "ask the data owner")
 
 
 @dataclass
@@ -145,31 +174,84 @@ def _encode_date(s: pd.Series, col: DateColumn, rep: PreparationReport) -> tuple
     return n, miss
 
 
+def _integral_text(t: pd.Series) -> pd.Series:
+    """Text like '17.0' or '-3.' (how an integral float is written) as the integer '17', '-3'."""
+    m = t.str.fullmatch(r"-?\d+\.0*").fillna(False).to_numpy(dtype=bool)
+    if m.any():
+        t = t.copy()
+        t[m] = t[m].str.replace(r"\.0*$", "", regex=True)
+    return t
+
+
+def normalise_unit_ids(s: pd.Series) -> pd.Series:
+    """The privacy-unit (patient id) column in canonical form; missing ids are NA.
+
+    Ids are compared as text with surrounding whitespace removed, integral floats written as
+    integers ('17.0' and 17.0 -> '17'), and empty or whitespace-only text, NaN and +/-inf as
+    missing: 17, 17.0, "17" and " 17 " are one patient. Leading zeros and letter case are kept ("007" is not "7").
+    Integer and boolean columns are returned unchanged and float columns as numbers (integers
+    when all are integral): equal numbers are equal ids, so this is the same grouping without
+    writing a million strings. Vectorised (no Python per row).
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = normalise_unit_ids(pd.Series(np.asarray(s.cat.categories, dtype=object), dtype=object))
+        values = np.append(cats.astype("string").to_numpy(dtype=object, na_value=None), None)
+        return pd.Series(values[np.asarray(s.cat.codes)], index=s.index, dtype="string")  # code -1 -> None
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype):
+        return s
+    if pd.api.types.is_float_dtype(s.dtype):
+        x = s.to_numpy(dtype=np.float64, na_value=np.nan) + 0.0          # -0.0 -> 0.0
+        finite = np.isfinite(x)
+        all_finite = bool(finite.all())
+        if np.all(~finite | ((x == np.floor(x)) & (np.abs(x) < 2.0**63))):
+            if all_finite:                                              # the usual case: plain int64
+                return pd.Series(x.astype(np.int64), index=s.index)
+            out = pd.array(np.where(finite, x, 0).astype(np.int64), dtype="Int64")
+            out[~finite] = pd.NA                                        # NaN, +/-inf: missing id
+            return pd.Series(out, index=s.index)
+        return pd.Series(x if all_finite else np.where(finite, x, np.nan), index=s.index)  # inf: missing
+    t = s.astype("string").str.strip()
+    t = t.mask(t == "")
+    return _integral_text(t)
+
+
 def prepare(frame: pd.DataFrame, schema: Schema, keep_frame: bool = True) -> PreparedCohort:
-    """Validate `frame` against `schema` and encode it. Raises DataValidationError / SchemaError."""
+    """Validate `frame` against `schema` and encode it. Raises DataValidationError / SchemaError.
+
+    A DataValidationError's `str()` is public (`unavailable_message`); its `owner_detail` holds the
+    counts. Missing schema columns raise SchemaError naming them (schema and column names are no
+    patient's data)."""
+    public = unavailable_message(schema.dataset_id)
     if frame is None or len(frame.columns) == 0:
-        raise DataValidationError("the table has no columns")
+        raise DataValidationError(public, "the table has no columns")
     if len(frame) == 0:
-        raise DataValidationError("the table has no rows")
+        raise DataValidationError(public, "the table has no rows")
     missing_cols = [c.name for c in schema.columns if c.name not in frame.columns]
     if missing_cols:
         raise SchemaError("the schema names columns the table does not have: " + ", ".join(missing_cols))
     if len(frame) > schema.max_rows:
         raise DataValidationError(
+            public,
             f"the table has more rows ({len(frame):,}) than the schema's public bound max_rows "
             f"({schema.max_rows:,}); the data owner must raise the bound")
     rep = PreparationReport(rows_in=len(frame))
-    # Bound each patient's contribution: keep the first max_rows_per_unit rows per patient.
-    unit = frame[schema.privacy_unit]
-    if unit.isna().any():
+    # One canonical id per patient, then bound each patient's contribution: keep the first
+    # max_rows_per_unit rows per patient.
+    raw_unit = frame[schema.privacy_unit]
+    unit = normalise_unit_ids(raw_unit)
+    codes_u = pd.factorize(unit, use_na_sentinel=True)[0]
+    if (codes_u < 0).any():
         raise DataValidationError(
-            f"{int(unit.isna().sum()):,} rows have no patient id in '{schema.privacy_unit}'")
+            public, f"{int((codes_u < 0).sum()):,} rows have no patient id in '{schema.privacy_unit}' "
+                    "(missing, or empty text)")
+    if unit is not raw_unit:                       # owner views and later steps see the canonical ids
+        frame = frame.assign(**{schema.privacy_unit: unit})
     if schema.max_rows_per_unit >= 1:
-        rank = frame.groupby(unit, sort=False).cumcount().to_numpy()
+        rank = pd.Series(codes_u).groupby(codes_u, sort=False).cumcount().to_numpy()
         keep = rank < schema.max_rows_per_unit
         if not keep.all():
             rep.rows_truncated = int((~keep).sum())
-            rep.units_truncated = int(unit[~keep].nunique())
+            rep.units_truncated = int(np.unique(codes_u[~keep]).size)
             frame = frame.loc[keep].reset_index(drop=True)
     rep.rows_out = len(frame)
     codes, numbers, days, day_missing = {}, {}, {}, {}

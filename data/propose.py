@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.prepare import DataValidationError
+from data.prepare import DataValidationError, normalise_unit_ids, unavailable_message
 from data.schema import (DATE_UNITS, CategoricalColumn, Column, DateColumn, IdColumn, NumericColumn, Schema,
                          SchemaError, _category_str, validate_schema)
 
@@ -68,9 +68,9 @@ def propose_schema_with_notes(frame: pd.DataFrame, dataset_id: str, privacy_unit
     SchemaError for an invalid `dataset_id` or `privacy_unit`.
     """
     if not isinstance(frame, pd.DataFrame) or len(frame.columns) == 0:
-        raise DataValidationError("the table has no columns")
+        raise DataValidationError(unavailable_message(str(dataset_id)), "the table has no columns")
     if len(frame) == 0:
-        raise DataValidationError("the table has no rows")
+        raise DataValidationError(unavailable_message(str(dataset_id)), "the table has no rows")
     names = [str(c) for c in frame.columns]
     if len(set(names)) != len(names):
         raise SchemaError("the table has duplicate column names")
@@ -94,11 +94,11 @@ def propose_schema_with_notes(frame: pd.DataFrame, dataset_id: str, privacy_unit
         notes.append(f"Privacy unit (one patient): '{privacy_unit}'" + (
             f"; other identifier columns: {', '.join(repr(c.name) for c in ids if c.name != privacy_unit)}"
             if len(ids) > 1 else ""))
-    unit = frame[frame.columns[names.index(privacy_unit)]]
+    unit = normalise_unit_ids(frame[frame.columns[names.index(privacy_unit)]])   # as prepare counts them
     if unit.isna().all():
         raise SchemaError(f"privacy unit '{privacy_unit}' is empty in every row")
     if max_rows_per_unit is None:
-        counts = unit.dropna().astype(str).value_counts()
+        counts = unit.dropna().value_counts()
         max_rows_per_unit = int(counts.max()) if len(counts) else 1
         notes.append(f"Max rows per patient {max_rows_per_unit}: the most rows one '{privacy_unit}' has in "
                      "this file. Declare the limit your study design guarantees instead if you can")

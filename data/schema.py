@@ -5,6 +5,15 @@ the privacy unit (patient id column), the maximum rows one patient may contribut
 bound on the row count and the default budget. None of it may be read off the private data
 silently; `data.loaders.propose_schema` reads a proposal from data and marks it unconfirmed.
 
+The privacy unit: `privacy_unit` names the patient id column; one patient contributes at most
+`max_rows_per_unit` rows (later rows of the same patient are dropped before any release). Ids are
+normalised before rows are counted per patient (`data.prepare.normalise_unit_ids`): compared as
+text with surrounding whitespace removed, an integral float written as an integer, so `17`,
+`17.0`, `"17"`, `"17.0"` and `" 17 "` are one patient; leading zeros and letter case are kept
+(`"007"` and `"7"` are two patients); empty or whitespace-only text, NaN and infinity are a missing
+id, and a table with a missing id is refused (for the data owner to fix; analysts see only that
+the cohort is unavailable).
+
 Out-of-domain values are handled as the schema documents:
 - categorical: values outside `categories` are counted in an explicit "other" bucket; missing values
   in an explicit "missing" bucket. Nothing is dropped.

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard.uploads import (UploadError, check_dataset_id, format_categories, load_uploaded, make_draft,
-                               md_escape, parse_categories, save_upload, schema_from_table, schema_table,
-                               uploaded_cohorts)
+from dashboard.uploads import (UploadDataError, UploadError, check_dataset_id, format_categories, load_uploaded,
+                               make_draft, md_escape, parse_categories, save_upload, schema_from_table,
+                               schema_table, uploaded_cohorts)
 from data.prepare import DataValidationError
 from data.propose import propose_schema
 from data.schema import NumericColumn, SchemaError, load_schema, schema_to_toml
@@ -224,8 +224,9 @@ def test_only_confirmed_cohorts_are_listed_or_opened(tmp_path):
     assert saved.replaced and load_schema(d / "schema.toml").confirmed and uploaded_cohorts() == ["draft"]
     with pytest.raises(SchemaError, match="names columns the table does not have"):
         save_upload(frame.drop(columns="x"), schema, overwrite=True)
-    with pytest.raises(DataValidationError, match="more rows"):
+    with pytest.raises(UploadDataError, match="more rows") as e:   # owner's page: the detail
         save_upload(pd.concat([frame] * 100), schema, overwrite=True)
+    assert isinstance(e.value.__cause__, DataValidationError) and "more rows" not in str(e.value.__cause__)
     assert len(pd.read_parquet(d / "data.parquet")) == 3          # failed saves changed nothing
 
 
