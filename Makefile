@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
+# Without sign-in the app is the data owner's only when bound to localhost (README, Deployment).
+ADDRESS ?= localhost
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
 # Keep freed buffers mapped between releases: OpenDP's per-call buffers (~8 MB at 10^6 rows)
@@ -32,7 +34,7 @@ system-deps:
 	fi
 
 run: install
-	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT) --browser.gatherUsageStats false
+	$(PY) -m streamlit run dashboard/app.py --server.address $(ADDRESS) --server.port $(PORT) --browser.gatherUsageStats false
 
 test: install system-deps
 	$(PY) -m pytest -n 2 --dist loadgroup -q
