@@ -66,13 +66,25 @@ with st.sidebar:
         ledger = session_ledger(ledger_path())
         state = ledger.ensure_budget(cohort.schema.dataset_id, identity.name, cohort.schema.default_budget)
     except Exception as e:
-        st.error(f"The budget ledger is unavailable: {e}")
+        st.error("The budget ledger is unavailable, so nothing can be released. "
+                 + (f"Data owner only: {e}" if identity.is_owner else "Please ask the data owner."))
         st.stop()
+    data = state.data
     st.metric("Remaining budget", f"{state.remaining:.3g}",
-              help="Privacy budget (ε) left for you on this cohort. Each new release spends part of it; "
-                   "repeating an identical release is free.")
-    frac = min(state.spent / state.total, 1.0) if state.total > 0 else 1.0
-    st.progress(frac, text=f"spent ε {state.spent:.3g} of {state.total:.3g}")
+              help="Privacy budget (ε) you can still spend on this cohort: the smaller of what is left of your "
+                   "allowance and of the cohort's budget, which all analysts share. Each new release spends part "
+                   "of it; a question anyone already asked is shown again for free.")
+    frac = min(data.spent / data.total, 1.0) if data.total > 0 else 1.0
+    st.progress(frac, text=f"cohort budget: ε {data.spent:.3g} of {data.total:.3g} spent by all analysts")
+    lines = [f"Your allowance: ε {state.spent:.3g} of {state.total:.3g} spent."]
+    if data.delta_total > 0:
+        lines.append(f"δ (Gaussian noise): {data.delta_spent:.2g} of {data.delta_total:.2g} spent, "
+                     f"{data.delta_remaining:.2g} left.")
+    else:
+        lines.append("δ budget 0: Laplace noise only.")
+    if data.accounting == "zcdp":
+        lines.append(f"zCDP accounting: totals are ε at δ = {data.delta_total:.0e}.")
+    st.caption(" ".join(lines))
     mechanism = st.selectbox("Noise", ["laplace", "gaussian"], key="mechanism",
                              format_func=lambda m: {"laplace": "Laplace (pure ε-DP)",
                                                     "gaussian": "Gaussian ((ε, δ)-DP, δ = 1e-7)"}[m],

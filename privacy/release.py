@@ -40,7 +40,12 @@ def _checked(epsilon: Any, mechanism: Any, delta: Any) -> tuple[float, str, floa
 
 
 class ReleaseError(RuntimeError):
-    """The measurement failed after its cost was charged (the charge stands)."""
+    """The measurement failed after its cost was charged (the charge stands). `str(e)` is public;
+    `owner_detail` (the measurement's own error, which may depend on the data) is for the owner."""
+
+    def __init__(self, message: str, owner_detail: str = ""):
+        super().__init__(message)
+        self.owner_detail = owner_detail
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,10 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
     try:
         out = plan.run(cohort, alpha)
     except Exception as e:  # the charge stays: the measurement may have seen the data
-        ledger.record_failure(got, ds, analyst, f"{type(e).__name__}: {e}")
-        raise ReleaseError(f"the release failed after its cost was charged: {e}") from e
+        detail = f"{type(e).__name__}: {e}"
+        ledger.record_failure(got, ds, analyst, detail)
+        raise ReleaseError("the release failed after its cost was charged; the data owner can see why in "
+                           "the ledger's audit trail", owner_detail=detail) from e
     rel = _make_release(plan, ds, analyst, key, out.values, out.ci_low, out.ci_high, out.extra, alpha)
     ledger.store_result(got, ds, analyst, rel.to_dict())
     return _with_budget(Release.from_dict(rel.to_dict()), ledger, analyst)

@@ -95,9 +95,12 @@ def test_failed_measurement_stays_charged(tmp_path, monkeypatch):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(M.Plan, "run", boom)
-    with pytest.raises(ReleaseError, match="disk on fire"):
+    with pytest.raises(ReleaseError, match="failed after its cost was charged") as ei:
         release(CountQuery(), cohort, 0.25, lg, "ann")
+    assert "disk on fire" not in str(ei.value)             # the measurement's own words may depend on the data
+    assert ei.value.owner_detail == "RuntimeError: disk on fire"
     assert _kinds(lg) == ["dataset", "reserve", "failure"]
+    assert json.loads(lg.entries()[-1]["payload"]) == {"error": "RuntimeError: disk on fire"}   # owner's audit
     assert lg.state("toy", "ann").spent == pytest.approx(0.25)
     monkeypatch.undo()
     r = release(CountQuery(), cohort, 0.25, lg, "ann")   # a retry is a new, charged release

@@ -20,7 +20,8 @@ def _do_release(query: Query, epsilon: float, ctx: Context) -> None:
     try:
         rel = release(query, ctx.cohort, epsilon, ctx.ledger, ctx.analyst, ctx.mechanism)
     except (BudgetExceeded, QueryError, LedgerError, ReleaseError, ValueError) as e:
-        st.session_state["ex_error"] = str(e)
+        detail = getattr(e, "owner_detail", "") if ctx.identity.is_owner else ""
+        st.session_state["ex_error"] = str(e) + (f" (Data owner only: {detail})" if detail else "")
         st.session_state.pop("ex_result", None)   # never leave an older answer beside a refusal
         return
     st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict()}
