@@ -196,7 +196,7 @@ def _count_unit(release: "Release", schema: Schema | None = None) -> str:
 
 def _stat_word(query: Mapping[str, Any]) -> str:
     stat = query.get("stat")
-    if stat == "quantile":
+    if stat in ("quantile", "grouped-quantile"):
         q = float(query.get("q", 0.5))
         return "Median" if q == 0.5 else f"{q:.0%} quantile"
     return "Mean" if stat in ("mean", "grouped-mean") else ""

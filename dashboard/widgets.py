@@ -15,6 +15,7 @@ STAT_LABELS = {
     "mean": "Mean",
     "quantile": "Median / quantile",
     "grouped-mean": "Mean by group",
+    "grouped-quantile": "Median / quantile by group",
     "crosstab": "2-D counts (table)",
 }
 EPS_GRID = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0]
@@ -55,9 +56,14 @@ def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(ST
         if stat == "quantile":
             q = st.select_slider("Quantile", options=[0.1, 0.25, 0.5, 0.75, 0.9], value=0.5, key=f"{prefix}_q",
                                  format_func=lambda v: "median" if v == 0.5 else f"{v:.0%}")
-    elif stat == "grouped-mean":
-        column = st.selectbox("Mean of", nums, format_func=fmt, key=f"{prefix}_column")
-        by = st.selectbox("By group", cats, format_func=fmt, key=f"{prefix}_by")
+    elif stat in ("grouped-mean", "grouped-quantile"):
+        column = st.selectbox("Mean of" if stat == "grouped-mean" else "Quantile of", nums, format_func=fmt,
+                              key=f"{prefix}_column")
+        by = st.selectbox("By group", cats, format_func=fmt, key=f"{prefix}_by",
+                          help="The groups are disjoint: all of them together cost what one group would.")
+        if stat == "grouped-quantile":
+            q = st.select_slider("Quantile", options=[0.1, 0.25, 0.5, 0.75, 0.9], value=0.5, key=f"{prefix}_q",
+                                 format_func=lambda v: "median" if v == 0.5 else f"{v:.0%}")
     elif stat == "crosstab":
         column = st.selectbox("Rows", binnable, format_func=fmt, key=f"{prefix}_column")
         rest = [c for c in binnable if c != column]
@@ -93,7 +99,7 @@ def epsilon_chooser(query: Query | None, schema: Schema, mechanism: str, prefix:
     elif query.stat in ("mean", "grouped-mean"):
         label = "Mean within ± (for a group of 1,000 patients)"
         default = 1.0
-    else:
+    else:   # quantile, grouped quantile
         label = "Released quantile within ± how many patients' ranks?"
         default = 50.0
     target = st.number_input(label, min_value=0.0001, value=default, key=f"{prefix}_target")

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 DEFAULT_LEDGER = os.path.join("var", "ledger.sqlite")
 DEFAULT_DELTA = 1e-7  # = privacy.calibrate.DEFAULT_DELTA (not imported: it pulls in OpenDP)
-STATS = ("count", "histogram", "mean", "quantile", "grouped-mean", "crosstab")  # = privacy.queries.STATS
+STATS = ("count", "histogram", "mean", "quantile", "grouped-mean", "grouped-quantile", "crosstab")  # = queries.STATS
 MECHANISMS = ("laplace", "gaussian")
 
 
@@ -166,10 +166,10 @@ def _query(args, schema):
         raise UsageError(f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}")
     if stat == "count" and args.column:
         raise UsageError("--stat count takes no --column (use --where COLUMN=VALUE to restrict)")
-    if args.by and stat not in ("grouped-mean", "crosstab"):
-        raise UsageError(f"--by applies only to grouped-mean and crosstab, not {stat}")
-    if args.q is not None and stat != "quantile":
-        raise UsageError(f"--q applies only to --stat quantile, not {stat}")
+    if args.by and stat not in ("grouped-mean", "grouped-quantile", "crosstab"):
+        raise UsageError(f"--by applies only to grouped-mean, grouped-quantile and crosstab, not {stat}")
+    if args.q is not None and stat not in ("quantile", "grouped-quantile"):
+        raise UsageError(f"--q applies only to --stat quantile and grouped-quantile, not {stat}")
     if (args.bins or args.date_unit) and stat != "histogram":
         raise UsageError(f"--bins and --date-unit apply only to --stat histogram, not {stat}")
     q = _float_arg(args.q, "--q")
@@ -515,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
         g = sp.add_argument_group("query")
         g.add_argument("--stat", default="count", help=f"one of {', '.join(STATS)} (default count)")
         g.add_argument("--column", help="column the statistic is about")
-        g.add_argument("--by", help="second column (grouped-mean, crosstab)")
+        g.add_argument("--by", help="second column (grouped-mean, grouped-quantile, crosstab)")
         g.add_argument("--where", metavar="COLUMN=VALUE", help="restrict to one public category")
         g.add_argument("--q", help="quantile level (default 0.5)")
         g.add_argument("--bins", metavar="EDGES", help="comma-separated public bin edges (numeric histogram)")

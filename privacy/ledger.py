@@ -551,8 +551,14 @@ class BudgetLedger:
         except LedgerError:
             pass   # the refusal stands; only its audit row could not be written
 
-    def store_result(self, reservation: Reservation, dataset: str, analyst: str, payload: dict) -> None:
+    def store_result(self, reservation: Reservation, dataset: str, analyst: str, payload: dict,
+                     parts: dict[str, dict] | None = None) -> None:
+        """Append the result of a reservation; `parts` (key -> payload) are the statistics of a
+        report, stored under their own keys in the same transaction (so each is also served alone)."""
         with self._tx():
+            for key, part in (parts or {}).items():
+                self._append(kind="result", dataset=dataset, analyst=analyst, release_key=key,
+                             payload=json.dumps(part, sort_keys=True, default=str), actor=str(reservation.seq))
             self._append(kind="result", dataset=dataset, analyst=analyst, release_key=reservation.release_key,
                          payload=json.dumps(payload, sort_keys=True, default=str), actor=str(reservation.seq))
 
@@ -587,6 +593,8 @@ class BudgetLedger:
                 "SELECT ts, release_key, payload FROM ledger WHERE kind='result' AND dataset=? ORDER BY seq",
                 (dataset,)):
             p = json.loads(payload)
+            if "report" in p:      # a report's own row: its statistics are listed as their own rows
+                continue
             p.pop("analyst", None)
             out.append({"ts": ts, "release_key": key, "release": p})
         return out

@@ -43,7 +43,7 @@ import numpy as np
 
 from privacy.calibrate import calibrate
 from privacy.opendp_runtime import dp
-from privacy.queries import QuantileQuery
+from privacy.queries import GroupedQuantileQuery, QuantileQuery
 
 NOISE = "discrete laplace"
 _GRID_FINE = np.linspace(1e-3, 0.999, 400)
@@ -178,15 +178,24 @@ def _ordinal(p: float) -> str:
 
 
 # ------------------------------------------------------------------------------------ plan
-def _quantile_plan(q: QuantileQuery, schema, epsilon, mechanism, delta):
+def _quantile_plan(q, schema, epsilon, mechanism, delta):
+    """One quantile (QuantileQuery) or one per public category of `by` (GroupedQuantileQuery).
+
+    Grouped: each row's cell is group * (K+1) + value cell, a row-wise public map, and ONE OpenDP
+    count over the G*(K+1) joint cells is released. A patient's rows change at most d_in cells in
+    total whatever their groups, so OpenDP's map, and the cost, equal one quantile's (parallel
+    composition over the disjoint groups); every group gets the same noise scale and interval.
+    """
     from privacy.measurements import Outcome, Plan, _rows, _int_space
 
     col = schema.column(q.column)
+    grouped = isinstance(q, GroupedQuantileQuery)
+    groups = list(schema.column(q.by).bucket_labels) if grouped else [schema.label(q.column)]
     d_in = schema.max_rows_per_unit
     level = float(q.q)
     cands = np.asarray(col.quantile_candidates, dtype=float)
     k = len(cands)
-    cells = list(range(k + 1))
+    cells = list(range(len(groups) * (k + 1)))
 
     def build(scale: float):
         return (_int_space() >> dp.t.then_count_by_categories(categories=cells, null_category=False)
@@ -205,27 +214,32 @@ def _quantile_plan(q: QuantileQuery, schema, epsilon, mechanism, delta):
         c = codes(cohort)
         mask = _rows(cohort, q)
         keep = c >= 0 if mask is None else ((c >= 0) & mask)
-        return c[keep]
+        if not grouped:
+            return c[keep]
+        return cohort.codes[q.by][keep] * np.int32(k + 1) + c[keep]
 
-    def values(cohort) -> np.ndarray:
+    def values(cohort) -> list[np.ndarray]:
         x = cohort.numbers[q.column]
         keep = ~np.isnan(x)
         mask = _rows(cohort, q)
         if mask is not None:
             keep &= mask
-        return x[keep]
+        if not grouped:
+            return [x[keep]]
+        g = cohort.codes[q.by][keep]
+        return [x[keep][g == i] for i in range(len(groups))]
 
     def finish(raw, alpha: float) -> Outcome:
         t = rank_threshold(scale, k, level, float(alpha))
-        point, lo, hi = quantile_from_counts(raw, cands, level, t, col.lower, col.upper)
-        return Outcome([point], [lo], [hi], {
+        counts = np.asarray(raw, dtype=float).reshape(len(groups), k + 1)
+        points, lows, highs = zip(*(quantile_from_counts(c, cands, level, t, col.lower, col.upper) for c in counts))
+        return Outcome(list(points), list(lows), list(highs), {
             "rank_threshold": t,
             "interval": f"covers the true quantile at least {1 - alpha:.0%} of the time (union bound over "
                         f"the {k} public candidates; conservative)"})
 
     def truth(cohort) -> list[float]:
-        x = values(cohort)
-        return [float(np.quantile(x, level))] if len(x) else [float("nan")]
+        return [float(np.quantile(x, level)) if len(x) else float("nan") for x in values(cohort)]
 
     name = "median" if level == 0.5 else f"{level:.0%} quantile"
     who = "patients'" if d_in == 1 else "rows'"
@@ -244,23 +258,26 @@ def _quantile_plan(q: QuantileQuery, schema, epsilon, mechanism, delta):
         by_n = {n: (max(0.0, level - r / n), min(1.0, level + r / n)) for n in (100, 1_000, 10_000, 100_000)}
         lo1k, hi1k = by_n[1_000]
         conf = f"{1 - alpha:.0%}"
-        words = (f"the released {name} lies within ±{t:,.0f} {who} ranks of the true {name} ({conf}; typically "
+        words = (("in each group (all groups for the price of one) " if grouped else "")
+                 + f"the released {name} lies within ±{t:,.0f} {who} ranks of the true {name} ({conf}; typically "
                  f"±{typical:,.0f}), rounded {grid}; its {conf} interval reaches "
                  f"about ±{r:,.0f} ranks: for a group of 1,000 roughly the {_ordinal(100 * lo1k)} to the "
                  f"{_ordinal(100 * hi1k)} percentile")
         return {"kind": "quantile", "halfwidth": r, "unit": "ranks", "rank_threshold": t,
                 "typical_rank_error": typical, "level_range_by_n": by_n, "grid_step": step, "words": words}
 
-    extra = {"method": "noisy cumulative histogram over the public candidates (one OpenDP measurement); "
-                       "interval by a union bound over candidates",
+    extra = {"method": "noisy cumulative histogram over the public candidates (one OpenDP measurement"
+                       + (" over group x candidate cells: groups compose in parallel" if grouped else "")
+                       + "); interval by a union bound over candidates",
              "candidates": k, "truth": "np.quantile of the clamped non-missing values (linear)"}
     if mechanism != "laplace":
         extra["requested_mechanism"] = mechanism
         extra["mechanism_note"] = ("Gaussian noise is not used for quantiles: this release uses pure "
                                    "epsilon-DP discrete Laplace noise (delta = 0), at most the requested epsilon.")
-    return Plan(q, schema, epsilon, "laplace", 0.0, m, d_in, cost, [schema.label(q.column)],
+    return Plan(q, schema, epsilon, "laplace", 0.0, m, d_in, cost, groups,
                 {"counts": (NOISE, scale)}, make_input, finish, truth, preview, extra)
 
 
 from privacy.measurements import register  # noqa: E402
 register(QuantileQuery, _quantile_plan)
+register(GroupedQuantileQuery, _quantile_plan)

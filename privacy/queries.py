@@ -126,6 +126,21 @@ class GroupedMeanQuery(_Query):
 
 
 @dataclass(frozen=True)
+class GroupedQuantileQuery(_Query):
+    """Quantile of numeric `column` in every public category of `by` (e.g. median turnaround per
+    department). The groups are disjoint, so all of them are one measurement costing one quantile."""
+
+    stat: ClassVar[str] = "grouped-quantile"
+    column: str = ""
+    by: str = ""
+    q: float = 0.5
+
+    def _describe(self, lab) -> str:
+        name = "Median" if self.q == 0.5 else f"{self.q:.0%} quantile"
+        return f"{name} {lab(self.column)} by {lab(self.by)}"
+
+
+@dataclass(frozen=True)
 class CrossTabQuery(_Query):
     """Counts for every pair of public buckets of two columns (categories, numeric bins, date bins)."""
 
@@ -137,9 +152,10 @@ class CrossTabQuery(_Query):
         return f"{lab(self.column)} by {lab(self.by)}"
 
 
-Query = Union[CountQuery, HistogramQuery, MeanQuery, QuantileQuery, GroupedMeanQuery, CrossTabQuery]
-QUERY_TYPES: dict[str, type] = {c.stat: c for c in
-                                (CountQuery, HistogramQuery, MeanQuery, QuantileQuery, GroupedMeanQuery, CrossTabQuery)}
+Query = Union[CountQuery, HistogramQuery, MeanQuery, QuantileQuery, GroupedMeanQuery, GroupedQuantileQuery,
+              CrossTabQuery]
+QUERY_TYPES: dict[str, type] = {c.stat: c for c in (CountQuery, HistogramQuery, MeanQuery, QuantileQuery,
+                                                     GroupedMeanQuery, GroupedQuantileQuery, CrossTabQuery)}
 STATS = tuple(QUERY_TYPES)
 
 
@@ -187,6 +203,8 @@ def make_query(stat: str, column: str | None = None, by: str | None = None, wher
         raise QueryError(f"statistic '{stat}' needs a second column (--by)")
     if stat == "grouped-mean":
         return GroupedMeanQuery(where=where, column=column, by=by)
+    if stat == "grouped-quantile":
+        return GroupedQuantileQuery(where=where, column=column, by=by, q=0.5 if q is None else float(q))
     return CrossTabQuery(where=where, column=column, by=by)
 
 
@@ -250,9 +268,11 @@ def validate_query(query: Query, schema: Schema) -> Query:
                 raise QueryError("a date unit applies only to date columns")
             if query.date_unit not in DATE_UNITS:
                 raise QueryError(f"date unit must be one of {', '.join(DATE_UNITS)}")
-    elif isinstance(query, (MeanQuery, QuantileQuery)):
+    elif isinstance(query, (MeanQuery, QuantileQuery, GroupedQuantileQuery)):
         _need(schema, query.column, ("numeric",), "column")
-        if isinstance(query, QuantileQuery):
+        if isinstance(query, GroupedQuantileQuery):
+            _need(schema, query.by, ("categorical",), "group-by column")
+        if isinstance(query, (QuantileQuery, GroupedQuantileQuery)):
             try:
                 q = float(query.q)
             except (TypeError, ValueError):

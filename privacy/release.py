@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -164,6 +166,104 @@ def _with_budget(rel: Release, ledger: BudgetLedger, analyst: str) -> Release:
     """The release as `analyst` sees it, with what they and the dataset have left."""
     st = ledger.state(rel.dataset_id, analyst)
     return dataclasses.replace(rel, remaining=st.remaining, dataset_remaining=st.dataset_remaining)
+
+
+# -------------------------------------------------------------------------------------- reports
+class ReportError(ValueError):
+    """A report could not be prepared (before anything was charged)."""
+
+
+@dataclass(frozen=True)
+class ReportRelease:
+    """A multi-statistic report released as one reservation. `epsilon`/`delta` are its whole cost."""
+
+    name: str
+    releases: dict[str, Release]
+    epsilon: float
+    delta: float
+    cached: bool
+    remaining: float
+    dataset_remaining: float
+
+
+def release_report(name: str, items, total: float, cohort: PreparedCohort, ledger: BudgetLedger, analyst: str,
+                   mechanism: str = "laplace", delta: float = DEFAULT_DELTA, alpha: float = ALPHA) -> ReportRelease:
+    """Release every statistic of a report, charged ONCE: all of it is released and charged, or nothing.
+
+    Every plan and every input is built before the charge, so a report that cannot be prepared
+    (a bad item, an input that fails) charges nothing and stores nothing. The statistics read
+    different public encodings of the table, so OpenDP's `make_composition` (one input for all
+    parts) does not apply; the report's cost is their OpenDP maps composed sequentially (epsilons
+    and deltas add; under zCDP accounting their rhos add). A repeat of the same report (same
+    items, shares and total) is served from the ledger at no cost. If a measurement fails after
+    the charge (it has read the data), the charge stands and nothing is stored or shown.
+    """
+    schema = cohort.schema
+    ds = schema.dataset_id
+    plans = _report_plans(items, total, schema, mechanism, delta)
+    try:
+        inputs = {k: plan.make_input(cohort) for k, plan in plans.items()}
+    except Exception as e:   # an input that cannot be built: nothing charged
+        raise ReportError(f"the report could not be prepared, nothing was spent ({type(e).__name__})") from e
+    keys, rkey = _report_keys(name, ds, plans)
+    cost_eps = math.fsum(p.cost[0] for p in plans.values())
+    cost_delta = math.fsum(p.cost[1] for p in plans.values())
+    cost_rho = math.fsum(p.rho for p in plans.values())
+    spec = json.dumps({"report": name, "parts": {k: p.query.to_dict() for k, p in plans.items()},
+                       "epsilons": {k: p.cost[0] for k, p in plans.items()}}, sort_keys=True)
+    got = ledger.reserve(dataset=ds, analyst=analyst, release_key=rkey, epsilon=cost_eps, delta=cost_delta,
+                         rho=cost_rho, mechanism=mechanism, query=spec, default_total=schema.default_budget)
+    if not isinstance(got, Reservation):
+        stored = {k: ledger.stored_result(key) for k, key in got["parts"].items()}
+        rels = {k: Release.from_dict(v, cached=True, analyst=analyst) for k, v in stored.items() if v is not None}
+        return _report(name, rels, got["epsilon"], got["delta"], True, ledger, ds, analyst)
+    try:
+        outs = {k: plan.finish(plan.measurement(inputs[k]), alpha) for k, plan in plans.items()}
+    except Exception as e:  # the charge stays: the measurements may have seen the data
+        detail = f"{type(e).__name__}: {e}"
+        ledger.record_failure(got, ds, analyst, detail)
+        raise ReleaseError("the report failed after its cost was charged; nothing was stored or shown",
+                           owner_detail=detail) from e
+    rels = {k: _make_release(plans[k], ds, analyst, keys[k], o.values, o.ci_low, o.ci_high, o.extra, alpha)
+            for k, o in outs.items()}
+    ledger.store_result(got, ds, analyst, {"report": name, "parts": keys, "epsilon": cost_eps, "delta": cost_delta},
+                        parts={keys[k]: r.to_dict() for k, r in rels.items()})
+    return _report(name, {k: Release.from_dict(r.to_dict()) for k, r in rels.items()}, cost_eps, cost_delta,
+                   False, ledger, ds, analyst)
+
+
+def _report_plans(items, total, schema, mechanism, delta) -> dict[str, Plan]:
+    """Every statistic's plan at its share of `total` (QueryError/ReportError: nothing charged)."""
+    total, mechanism, delta = _checked(total, mechanism, delta)
+    plans = {it.key: build_plan(it.query, schema, *_checked(it.epsilon(total), mechanism, delta)) for it in items}
+    if not plans:
+        raise ReportError("the report has no statistics")
+    return plans
+
+
+def _report_keys(name: str, ds: str, plans: dict[str, Plan]) -> tuple[dict[str, str], str]:
+    """Each statistic's release key, and the report's (same name, statistics, epsilons = same report)."""
+    keys = {k: release_key(ds, p.query, p.epsilon, p.mechanism, p.delta) for k, p in plans.items()}
+    body = json.dumps({"report": name, "dataset": ds, "parts": keys}, sort_keys=True)
+    return keys, hashlib.sha256(body.encode()).hexdigest()
+
+
+def _report(name, rels, eps, dlt, cached, ledger, ds, analyst) -> ReportRelease:
+    st = ledger.state(ds, analyst)
+    return ReportRelease(name, rels, float(eps), float(dlt), cached, st.remaining, st.dataset_remaining)
+
+
+def report_refusal(name: str, items, total: float, schema, ledger: BudgetLedger, analyst: str,
+                   mechanism: str = "laplace", delta: float = DEFAULT_DELTA):
+    """The BudgetExceeded the report would meet now (None if it fits or is already released)."""
+    plans = _report_plans(items, total, schema, mechanism, delta)
+    ds = schema.dataset_id
+    _, rkey = _report_keys(name, ds, plans)
+    if ledger.stored_result(rkey) is not None:
+        return None
+    return ledger.refusal_for(ds, analyst, math.fsum(p.cost[0] for p in plans.values()),
+                              math.fsum(p.cost[1] for p in plans.values()), math.fsum(p.rho for p in plans.values()),
+                              default_total=schema.default_budget)
 
 
 # ------------------------------------------------------------------------------------- preview

@@ -1,15 +1,17 @@
 """Ready-made multi-statistic reports (radiology review) with an explicit epsilon split.
 
-The total epsilon is chosen once; each statistic receives a published share, all shown before
-spending. Each statistic is an ordinary release (own ledger charge), so costs add up to at most
-the total (sequential composition).
+The total epsilon is chosen once; each statistic receives a published share (editable), all
+shown before spending. The whole report is released by `privacy.release.release_report` as one
+ledger reservation: all of it is released and charged, or nothing is. Per-group statistics are
+one measurement over the joint public cells (the groups are disjoint), so the per-department
+medians cost one median.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from data.schema import Schema
-from privacy.queries import (CrossTabQuery, GroupedMeanQuery, HistogramQuery, Query, QuantileQuery, Where,
+from privacy.queries import (CrossTabQuery, GroupedMeanQuery, GroupedQuantileQuery, HistogramQuery, Query, Where,
                              validate_query)
 
 RADIOLOGY_COLUMNS = ("exam_date", "modality", "department", "turnaround_hours", "ctdi_vol_mgy", "contrast")
@@ -36,11 +38,8 @@ def radiology_report(schema: Schema) -> list[ReportItem]:
         ReportItem("turnaround_mean", "Mean report turnaround by department",
                    GroupedMeanQuery(column="turnaround_hours", by="department"), 0.15),
     ]
-    depts = schema.column("department").categories
-    for d in depts:
-        items.append(ReportItem(f"turnaround_median_{d}", f"Median turnaround: {d}",
-                                QuantileQuery(column="turnaround_hours", q=0.5, where=Where("department", d)),
-                                0.20 / len(depts)))
+    items.append(ReportItem("turnaround_median", "Median turnaround by department",
+                            GroupedQuantileQuery(column="turnaround_hours", by="department", q=0.5), 0.20))
     items += [
         ReportItem("ct_dose", "CT dose (CTDIvol) distribution",
                    HistogramQuery(column="ctdi_vol_mgy", where=Where("modality", "CT")), 0.15),
@@ -49,6 +48,19 @@ def radiology_report(schema: Schema) -> list[ReportItem]:
     for it in items:
         validate_query(it.query, schema)
     return items
+
+
+def with_shares(items: list[ReportItem], shares: dict[str, float]) -> list[ReportItem]:
+    """The same report with other (public) shares, normalised to add up to 1. Raises ValueError
+    for negative, non-finite or all-zero shares; an item with share 0 is left out."""
+    import math
+    vals = {it.key: float(shares.get(it.key, it.share)) for it in items}
+    if any(not math.isfinite(v) or v < 0 for v in vals.values()):
+        raise ValueError("shares must be finite numbers >= 0")
+    total = sum(vals.values())
+    if total <= 0:
+        raise ValueError("at least one statistic needs a share above 0")
+    return [replace(it, share=vals[it.key] / total) for it in items if vals[it.key] > 0]
 
 
 def rates_from_crosstab(rel, yes: str = "yes", no: str = "no", alpha: float = 0.05):

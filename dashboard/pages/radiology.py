@@ -6,21 +6,34 @@ import streamlit as st
 from dashboard import charts, report_export
 from dashboard.context import page_context
 from privacy.ledger import BudgetExceeded, LedgerError
-from privacy.release import Release, ReleaseError, preview, release
-from privacy.reports import radiology_report, rates_from_crosstab
+from privacy.release import Release, ReleaseError, ReportError, preview, release_report, report_refusal
+from privacy.reports import radiology_report, rates_from_crosstab, with_shares
 from privacy.queries import QueryError
 
 ctx = page_context()
 schema = ctx.schema
 st.title("Radiology review")
+REPORT = "radiology-review"
 try:
-    items = radiology_report(schema)
+    base_items = radiology_report(schema)
 except ValueError as e:
     st.info(f"{e}. Choose the **Radiology examinations** cohort in the sidebar.")
     st.stop()
 
 total = st.select_slider("Total ε for the whole report", options=[0.1, 0.2, 0.5, 1.0, 2.0], value=0.5,
                          key="rad_total", help="Chosen once and split across the statistics below.")
+with st.expander("Split of the report's ε (editable shares)", expanded=False):
+    st.caption("Shares are public and normalised to add up to 100%; the expected accuracy below follows them. "
+               "A share of 0 leaves a statistic out.")
+    cols = st.columns(len(base_items))
+    shares = {it.key: cols[i].number_input(it.title, min_value=0.0, max_value=100.0, value=round(it.share * 100, 1),
+                                           step=5.0, key=f"rad_share_{it.key}")
+              for i, it in enumerate(base_items)}
+try:
+    items = with_shares(base_items, shares)
+except ValueError as e:
+    st.error(f"Cannot split the report: {e}.")
+    st.stop()
 rows = []
 for it in items:
     p = preview(it.query, schema, it.epsilon(total), ctx.mechanism)
@@ -29,34 +42,42 @@ for it in items:
 st.dataframe(rows, hide_index=True, width="stretch",
              column_config={"expected 95% accuracy": st.column_config.TextColumn(width="large")})
 state = ctx.budget()
-st.caption(f"Report cost: ε {total:g} in {len(items)} releases · remaining budget {state.remaining:.3g}")
+st.caption(f"The report is one release: ε {total:g} for all {len(items)} statistics, charged once (all or nothing). "
+           f"You can still spend ε {state.remaining:.3g}. Per-department medians are one measurement: the "
+           "departments are disjoint, so all of them cost what one would.")
+refusal = report_refusal(REPORT, items, total, schema, ctx.ledger, ctx.analyst, ctx.mechanism)
+if refusal is not None:
+    st.warning(str(refusal).replace("Refused: this release", "This report").replace(" Nothing was spent.", ""))
 
 
-def _run_report(total: float) -> None:
+def _run_report(total: float, items) -> None:
     st.session_state.pop("rad_error", None)
-    st_ = ctx.budget()
-    if total > st_.remaining + 1e-12:
-        st.session_state["rad_error"] = (f"Refused: the report costs ε {total:g} but only {st_.remaining:.3g} "
-                                         "remains. Nothing was spent.")
-        return
-    out = {}
+    st.session_state.pop("rad_result", None)     # never an older report beside a refusal
     try:
-        for it in items:
-            out[it.key] = release(it.query, ctx.cohort, it.epsilon(total), ctx.ledger, ctx.analyst,
-                                  ctx.mechanism).to_dict()
-    except (BudgetExceeded, LedgerError, ReleaseError, QueryError) as e:
-        st.session_state["rad_error"] = f"The report stopped part-way: {e}"
+        rep = release_report(REPORT, items, total, ctx.cohort, ctx.ledger, ctx.analyst, ctx.mechanism)
+    except (BudgetExceeded, LedgerError, ReleaseError, ReportError, QueryError) as e:
+        detail = getattr(e, "owner_detail", "") if ctx.identity.is_owner else ""
+        st.session_state["rad_error"] = str(e) + (f" (Data owner only: {detail})" if detail else "")
+        return
     st.session_state["rad_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "total": total,
-                                      "releases": out}
+                                      "cached": rep.cached, "epsilon": rep.epsilon, "remaining": rep.remaining,
+                                      "releases": {k: r.to_dict() for k, r in rep.releases.items()}}
 
 
-st.button("Release report", key="rad_release", type="primary", on_click=_run_report, args=(total,))
+st.button("Release report", key="rad_release", type="primary", on_click=_run_report, args=(total, items),
+          disabled=refusal is not None)
 if "rad_error" in st.session_state:
     st.error(st.session_state["rad_error"])
 
 res = st.session_state.get("rad_result")
 if not (res and res["cohort"] == ctx.cohort_name and res["analyst"] == ctx.analyst and res["releases"]):
     st.stop()
+if res["cached"]:
+    st.success(f"This exact report was released before: showing the stored result. It cost nothing now "
+               f"(ε {res['epsilon']:.3g} when first released).")
+else:
+    st.success(f"Report released: ε {res['epsilon']:.3g} charged once for all its statistics; you can still "
+               f"spend ε {res['remaining']:.3g}.")
 rels = {k: Release.from_dict(v) for k, v in res["releases"].items()}
 figs = {}
 if "volume" in rels:
@@ -73,12 +94,12 @@ if "volume" in rels:
                                               clip_zero=True)
 if "turnaround_mean" in rels:
     figs["turnaround_mean"] = charts.release_figure(rels["turnaround_mean"], schema)
-med = [k for k in rels if k.startswith("turnaround_median_")]
-if med:
+if "turnaround_median" in rels:
+    r = rels["turnaround_median"]
+    shown = [i for i, lab in enumerate(r.labels) if lab not in ("missing", "other")]
     figs["turnaround_median"] = charts.dot_interval_figure(
-        [rels[k].query["where"]["value"] for k in med], [rels[k].values[0] for k in med],
-        [rels[k].ci_low[0] for k in med], [rels[k].ci_high[0] for k in med],
-        "Median report turnaround by department", "hours")
+        [r.labels[i] for i in shown], [r.values[i] for i in shown], [r.ci_low[i] for i in shown],
+        [r.ci_high[i] for i in shown], "Median report turnaround by department", "hours")
 if "ct_dose" in rels:
     figs["ct_dose"] = charts.release_figure(rels["ct_dose"], schema)
 if "contrast" in rels:

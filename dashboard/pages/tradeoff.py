@@ -20,7 +20,7 @@ st.warning("**Uses the true data (not private)** to simulate errors; for the dat
            icon="⚠️")
 left, right = st.columns([1, 2], gap="large")
 with left:
-    query = query_builder(schema, "tr", stats=("histogram", "count", "mean", "quantile", "grouped-mean", "crosstab"))
+    query = query_builder(schema, "tr", stats=("histogram", "count", "mean", "quantile", "grouped-mean", "grouped-quantile", "crosstab"))
     draws = st.slider("Simulated releases per ε", 20, 500, 60, step=20, key="tr_draws")
     run = st.button("Compute trade-off", key="tr_run", type="primary", disabled=query is None)
 if run and query is not None:
