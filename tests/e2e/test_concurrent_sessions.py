@@ -33,9 +33,9 @@ print("ready", flush=True)
 while not os.path.exists(sys.argv[3]):   # start together with the browser clicks
     time.sleep(0.01)
 ok = refused = 0
-for i in range(6):
+for i in range(4):   # at most 4 x 4 x 0.053 = 0.85 of the 1.5: one browser release (0.5) always fits
     try:
-        release(HistogramQuery(column="age"), cohort, 0.05 + 0.001 * (int(sys.argv[2]) * 10 + i), lg, "local owner")
+        release(HistogramQuery(column="age"), cohort, 0.02 + 0.001 * (int(sys.argv[2]) * 10 + i), lg, "local owner")
         ok += 1
     except (BudgetExceeded, LedgerError):
         refused += 1
@@ -92,9 +92,9 @@ def test_sessions_and_processes_never_overspend(browser: Browser, shared_server,
     assert all(key in reserve_keys for key, _ in results), "a result without its charge"
     browser_results = [key for k, e, key, q in rows if k == "reserve" and abs(e - 0.5) < 1e-6]
     assert shown == len(browser_results) >= 1, (shown, len(browser_results))
-    assert refused >= 1 or proc_ok < 24, "the demand must exceed the budget for this test to mean anything"
+    assert refused >= 1, "the demand (5 x 0.5 in browsers) exceeds what the processes can leave, so some are refused"
     assert proc_ok == sum(1 for k, e, _, _ in rows if k == "reserve" and e < 0.1)
     from privacy.ledger import BudgetLedger as L
     assert L(ledger).verify() == []
-    print(f"\nconcurrency: {len(pages)} browser sessions + 4 processes x 6 releases; shown {shown}, "
+    print(f"\nconcurrency: {len(pages)} browser sessions + 4 processes x 4 releases; shown {shown}, "
           f"refused {refused}, process releases {proc_ok}, charged {charged:.3f} of {BUDGET}")
