@@ -17,7 +17,8 @@ Facts:
 - **One release per question per dataset.** An identical release (same dataset, query, epsilon,
   mechanism, delta) is served from its stored result to any analyst at no cost, never fresh
   noise; the first time an analyst is served someone else's release a 'served' row (cost 0)
-  keeps the audit trail of who asked what. Refused attempts are 'refusal' rows (cost 0).
+  keeps the audit trail of who asked what. Refused attempts are 'refusal' rows (cost 0), and
+  answers derived from a stored release by post-processing are 'derived' rows (cost 0).
 - Rows are never updated or deleted (SQLite triggers refuse it); each row carries the SHA-256 of
   the previous row's hash and its own content, so `verify()` finds edited, deleted or reordered
   rows. WAL mode; safe for many processes on one local disk. Ledgers written before dataset
@@ -39,7 +40,7 @@ from typing import Any
 GENESIS = "0" * 64
 IN_FLIGHT_WAIT_S = 30.0
 FORMAT_VERSION = 2
-KINDS = ("budget", "reserve", "result", "failure", "dataset", "refusal", "served")
+KINDS = ("budget", "reserve", "result", "failure", "dataset", "refusal", "served", "derived")
 ACCOUNTING = ("pure", "zcdp")    # = privacy.accounting.ACCOUNTING (not imported: it pulls in OpenDP)
 DEFAULT_DELTA_BUDGET = 1e-6      # dataset delta budget when the schema declares none
 TOL = 1e-12                      # costs are OpenDP map values compared against exact budgets
@@ -192,6 +193,10 @@ _EXTRAS_SQL = [
 ]
 
 
+def _missing_kinds(table_sql: str) -> list[str]:
+    return [k for k in KINDS if f"'{k}'" not in table_sql]
+
+
 class BudgetLedger:
     """SQLite budget ledger. Open one per process/thread; the file is shared safely."""
 
@@ -215,20 +220,21 @@ class BudgetLedger:
 
     def _init(self) -> None:
         sql = self._table_sql()
-        if sql is not None and "'refusal'" in sql:
+        if sql is not None and not _missing_kinds(sql):
             return
         with self._tx():
             sql = self._table_sql()               # another process may have done it meanwhile
             if sql is None:
                 self._db.execute(_TABLE_SQL)
-            elif "'refusal'" not in sql:
+            elif _missing_kinds(sql):
                 self._migrate_v1()
             for s in _EXTRAS_SQL:
                 self._db.execute(s)
             self._db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
 
     def _migrate_v1(self) -> None:
-        """Ledger files from before dataset budgets: same columns, a narrower CHECK on `kind`.
+        """Ledger files from before dataset budgets (or before a later row kind): same columns, a
+        narrower CHECK on `kind`.
         Copy every row verbatim (seq, content, hashes) into the new table, keep AUTOINCREMENT's
         high-water mark (it detects deleted last rows), all in the caller's transaction."""
         top = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='ledger'").fetchone()
@@ -540,6 +546,12 @@ class BudgetLedger:
                                 "('reserve','served') LIMIT 1", (release_key, analyst)).fetchone()
         if seen is None:
             self._append(kind="served", dataset=dataset, analyst=analyst, release_key=release_key)
+
+    def record_derived(self, dataset: str, analyst: str, source_key: str, query: str, how: str) -> None:
+        """Audit (cost 0): an answer shown to `analyst` by post-processing the stored release `source_key`."""
+        with self._tx():
+            self._append(kind="derived", dataset=dataset, analyst=analyst, release_key=source_key, query=query,
+                         payload=json.dumps({"how": how}))
 
     def _record_refusal(self, e: BudgetExceeded, release_key, epsilon, delta, mechanism, query) -> None:
         try:

@@ -19,7 +19,7 @@ from privacy.calibrate import DEFAULT_DELTA
 from privacy.ledger import BudgetLedger, Reservation
 from privacy.measurements import Plan, build_plan
 from privacy.queries import (Query, QueryError, legacy_release_key, query_from_dict, release_key,
-                             validate_epsilon, validate_mechanism)
+                             validate_epsilon, validate_mechanism, validate_query)
 
 ALPHA = 0.05
 MAX_DELTA = 1e-5  # Gaussian releases: delta must be tiny; delta 1 would be no privacy at all
@@ -166,6 +166,22 @@ def _with_budget(rel: Release, ledger: BudgetLedger, analyst: str) -> Release:
     """The release as `analyst` sees it, with what they and the dataset have left."""
     st = ledger.state(rel.dataset_id, analyst)
     return dataclasses.replace(rel, remaining=st.remaining, dataset_remaining=st.dataset_remaining)
+
+
+# --------------------------------------------------------------------------------- free answers
+def free_answer(query: Query, schema, ledger: BudgetLedger, analyst: str, alpha: float = ALPHA,
+                record: bool = False) -> Release | None:
+    """The answer to `query` derived from a release already stored on the dataset (cost 0), or
+    None. With `record`, the ledger keeps a 'derived' audit row (shown to the owner)."""
+    from privacy.derive import find_derivation
+    validate_query(query, schema)
+    d = find_derivation(query, schema, ledger.releases(schema.dataset_id))
+    if d is None:
+        return None
+    rel = d.release(query, schema, analyst, alpha)
+    if record:
+        ledger.record_derived(schema.dataset_id, analyst, d.source_key, query.key(), d.how)
+    return rel
 
 
 # -------------------------------------------------------------------------------------- reports

@@ -257,3 +257,23 @@ def test_png_export_renders_with_system_chromium():
     import io, zipfile
     z = zipfile.ZipFile(io.BytesIO(figures_png_zip({"a": go.Figure(go.Bar(x=["x"], y=[1]))})))
     assert z.read("a.png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_free_answer_from_an_earlier_release_spends_nothing():
+    at = _app()
+    at.selectbox(key="ex_stat").select("crosstab").run()
+    at.selectbox(key="ex_column").select("isup_grade_group").run()
+    at.selectbox(key="ex_by").select("site").run()
+    at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
+    at.button(key="release").click().run()
+    after = _remaining()
+    at.selectbox(key="ex_stat").select("histogram").run()
+    at.selectbox(key="ex_column").select("isup_grade_group").run()
+    assert any("Free answer available" in i.value for i in at.info), [i.value for i in at.info]
+    at.button(key="free").click().run()
+    assert not at.exception, at.exception
+    assert any("Derived at no cost" in s.value for s in at.success)
+    assert at.get("plotly_chart")
+    assert _remaining() == after                                      # nothing spent
+    at.switch_page("pages/ledger.py").run()
+    assert "answer derived (free)" in _table(at, "event")["event"].tolist()

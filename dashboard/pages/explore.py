@@ -8,7 +8,7 @@ from dashboard.context import Context, page_context
 from dashboard.widgets import epsilon_chooser, preview_box, query_builder
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.queries import Query, QueryError
-from privacy.release import Release, ReleaseError, marginal_cost, refusal_for, release
+from privacy.release import Release, ReleaseError, free_answer, marginal_cost, refusal_for, release
 
 ctx = page_context()
 schema = ctx.schema
@@ -28,6 +28,14 @@ def _do_release(query: Query, epsilon: float, ctx: Context) -> None:
     st.session_state["last_epsilon"] = epsilon
 
 
+def _show_free(query: Query, ctx: Context) -> None:
+    """Button callback: the answer derived from a stored release (post-processing, cost 0)."""
+    st.session_state.pop("ex_error", None)
+    rel = free_answer(query, ctx.schema, ctx.ledger, ctx.analyst, record=True)
+    if rel is not None:
+        st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict()}
+
+
 st.title("Explore the cohort")
 st.caption(f"{schema.title} · every number below is a differentially private release.")
 left, right = st.columns([1, 2], gap="large")
@@ -43,6 +51,12 @@ with left:
                    f"(ε {data.spent:.3g} of {data.total:.3g} spent, at δ {data.delta_total:.0e}).")
     if refusal is not None:
         st.warning(str(refusal).replace("Refused: this release", "This release").replace(" Nothing was spent.", ""))
+    free = free_answer(query, schema, ctx.ledger, ctx.analyst) if query is not None else None
+    if free is not None:
+        st.info(f"**Free answer available:** this question follows from an earlier release "
+                f"({free.extra['derived_from_description']}: {free.extra['derived_how']}), at no cost. "
+                "You can still spend budget on a fresh release below.", icon="🎁")
+        st.button("Show the free answer (ε 0)", key="free", on_click=_show_free, args=(query, ctx))
     st.button("Release", key="release", type="primary", disabled=not ok or refusal is not None,
               on_click=_do_release, args=(query, eps, ctx),
               help="Spends the cost shown above from your budget, then shows the result. "
@@ -54,7 +68,10 @@ with right:
     res = st.session_state.get("ex_result")
     if res and res["cohort"] == ctx.cohort_name and res["analyst"] == ctx.analyst:
         rel = Release.from_dict(res["release"])
-        if rel.cached:
+        if rel.extra.get("derived_from"):
+            st.success(f"Derived at no cost (ε 0) from an earlier release: {rel.extra['derived_from_description']} "
+                       f"({rel.extra['derived_how']}). Its intervals account for every noisy cell added.")
+        elif rel.cached:
             st.success("This exact query was released before: showing the stored result. It cost nothing.")
         else:
             st.success(f"Released. Cost ε {rel.epsilon:.3g}" + (f", δ {rel.delta:.0e}" if rel.delta else "")

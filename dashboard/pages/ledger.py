@@ -95,9 +95,11 @@ st.subheader("Audit trail (data owner)")
 st.caption("Who asked what, when, and what it cost; refused attempts and stored releases served to other "
            "analysts cost nothing. Rows are append-only and hash-chained.")
 EVENTS = {"dataset": "cohort budget set", "budget": "allowance set", "reserve": "release charged",
-          "served": "stored release served", "refusal": "refused", "failure": "failed (still charged)"}
+          "served": "stored release served", "refusal": "refused", "failure": "failed (still charged)",
+          "derived": "answer derived (free)"}
 results = {e["release_key"] for e in entries if e["kind"] == "result"}
 questions = {e["release_key"]: _question(e["query"]) for e in entries if e["kind"] == "reserve"}
+described = {r["release_key"]: r["release"].get("description", "") for r in stored}
 trail = []
 for e in entries:
     if e["kind"] == "result":
@@ -111,6 +113,9 @@ for e in entries:
         what = f"ε {e['epsilon']:g} for {e['analyst']}"
     elif e["kind"] == "refusal":
         what = f"{_question(e['query'])}: {payload.get('which', '')} budget"
+    elif e["kind"] == "derived":
+        what = (f"{_question(e['query'])}, from “{described.get(e['release_key'], 'an earlier release')}” "
+                f"({payload.get('how', '')})")
     else:
         what = questions.get(e["release_key"], "") or _question(e["query"])
     trail.append({"time (UTC)": e["ts"][:19].replace("T", " "), "who": e["actor"] if e["kind"] in ("dataset", "budget")
