@@ -84,8 +84,10 @@ def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(ST
 
 def epsilon_chooser(query: Query | None, schema: Schema, mechanism: str, prefix: str) -> float | None:
     """Presets, a log-scale slider, or 'target accuracy' that solves for epsilon (no data touched)."""
-    mode = st.radio("Privacy level", [*PRESETS, "Custom", "Target accuracy"], key=f"{prefix}_mode",
-                    horizontal=True, help=HELP_EPS)
+    mode = st.radio("Privacy level", ["Target accuracy", *PRESETS, "Custom"], key=f"{prefix}_mode",
+                    horizontal=True, index=0,
+                    help=HELP_EPS + " Recommended: choose the accuracy you need (e.g. each count within ±10 "
+                                    "patients) and the smallest ε that gives it is used.")
     if mode in PRESETS:
         return PRESETS[mode]
     if mode == "Custom":
@@ -110,6 +112,17 @@ def epsilon_chooser(query: Query | None, schema: Schema, mechanism: str, prefix:
         return None
     st.caption(f"Needs ε = {eps:.3g}")
     return eps
+
+
+def questions_left_caption(n: int | None) -> None:
+    """How many more questions like this one the budget allows (from the ledger's accounting)."""
+    if n is None:
+        return
+    if n == 0:
+        st.caption("Your remaining budget does not allow another question like this one.")
+    else:
+        st.caption(f"Your remaining budget allows about {n:,} more question{'s' if n != 1 else ''} like this one "
+                   "(identical or derived questions are free).")
 
 
 def preview_box(query: Query, schema: Schema, epsilon: float, mechanism: str) -> bool:

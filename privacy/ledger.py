@@ -487,6 +487,23 @@ class BudgetLedger:
             return float(epsilon)
         return _rho_to_eps(data.rho_spent + float(rho), data.delta_total) - data.spent
 
+    def questions_left(self, dataset: str, analyst: str, epsilon: float, rho: float,
+                       default_total: float | None = None) -> int:
+        """How many more releases of this cost `analyst` could make now (allowance and dataset budget;
+        under zCDP from the rho still available). For the 'questions left' hint."""
+        who = self.state(dataset, analyst, default_total)
+        data = who.data
+        if data.accounting == "zcdp":
+            if rho <= 0:
+                return 0
+            own_rho = self._sums(dataset, analyst)[2]
+            room = min(_eps_to_rho(data.total, data.delta_total) - data.rho_spent,
+                       _eps_to_rho(who.total, data.delta_total) - own_rho)
+            return max(int(math.floor(room * (1 + 1e-9) / rho)), 0)
+        if epsilon <= 0:
+            return 0
+        return max(int(math.floor((who.remaining + TOL) / epsilon)), 0)
+
     def refusal_for(self, dataset: str, analyst: str, epsilon: float, delta: float, rho: float | None = None,
                     default_total: float | None = None, default_delta: float | None = None) -> BudgetExceeded | None:
         """Would this release be refused now? (For disabling a button; `reserve` decides.)"""

@@ -162,6 +162,14 @@ def marginal_cost(query: Query, schema, epsilon: float, ledger: BudgetLedger, me
     return ledger.marginal_epsilon(schema.dataset_id, plan.cost[0], plan.rho)
 
 
+def questions_left(query: Query, schema, epsilon: float, ledger: BudgetLedger, analyst: str,
+                   mechanism: str = "laplace", delta: float = DEFAULT_DELTA) -> int:
+    """How many more releases like this one `analyst` can afford now (no data read)."""
+    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
+    plan = build_plan(query, schema, epsilon, mechanism, delta)
+    return ledger.questions_left(schema.dataset_id, analyst, plan.cost[0], plan.rho, schema.default_budget)
+
+
 def _with_budget(rel: Release, ledger: BudgetLedger, analyst: str) -> Release:
     """The release as `analyst` sees it, with what they and the dataset have left."""
     st = ledger.state(rel.dataset_id, analyst)

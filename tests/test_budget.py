@@ -219,3 +219,20 @@ def test_marginal_cost_under_each_accounting(cohort, ledger):
     assert ledger.dataset_state("toy").spent == pytest.approx(first, rel=1e-9)
     second = marginal_cost(CountQuery(), cohort.schema, 0.3, ledger, "gaussian", 1e-7)
     assert 0 < second < first                         # under zCDP each further release adds less
+
+
+def test_questions_left_under_each_accounting(cohort, ledger):
+    from privacy.release import questions_left
+    q = CountQuery()
+    assert questions_left(q, cohort.schema, 0.1, ledger, "ann") == 10          # 1.0 / 0.1
+    release(q, cohort, 0.3, ledger, "ann")
+    assert questions_left(q, cohort.schema, 0.1, ledger, "ann") == 7
+    ledger.set_allowance("toy", "ann", 0.5)
+    assert questions_left(q, cohort.schema, 0.1, ledger, "ann") == 2          # the allowance binds
+    ledger.set_dataset_budget("toy", 3.0, delta=1e-6, accounting="zcdp")
+    n = questions_left(q, cohort.schema, 0.5, ledger, "bob", "gaussian", 1e-7)
+    for i in range(n):      # exactly n more fit; the next one is refused
+        release(q, cohort, 0.5 * (1 - 1e-6 * i), ledger, "bob", mechanism="gaussian", delta=1e-7)
+    with pytest.raises(BudgetExceeded):
+        release(q, cohort, 0.5 * (1 - 1e-6 * n), ledger, "bob", mechanism="gaussian", delta=1e-7)
+    assert n > (3.0 - 0.3) / 0.5 * 2        # zCDP: far more Gaussian questions than epsilon sums would allow

@@ -5,10 +5,11 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.context import Context, page_context
-from dashboard.widgets import epsilon_chooser, preview_box, query_builder
+from dashboard.widgets import epsilon_chooser, preview_box, query_builder, questions_left_caption
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.queries import Query, QueryError
-from privacy.release import Release, ReleaseError, free_answer, marginal_cost, refusal_for, release
+from privacy.release import (Release, ReleaseError, free_answer, marginal_cost, questions_left, refusal_for,
+                             release)
 
 ctx = page_context()
 schema = ctx.schema
@@ -49,6 +50,8 @@ with left:
         st.caption(f"This cohort uses zCDP accounting: this release would add ε "
                    f"{marginal_cost(query, schema, eps, ctx.ledger, ctx.mechanism):.3g} to its total "
                    f"(ε {data.spent:.3g} of {data.total:.3g} spent, at δ {data.delta_total:.0e}).")
+    if ok and refusal is None:
+        questions_left_caption(questions_left(query, schema, eps, ctx.ledger, ctx.analyst, ctx.mechanism))
     if refusal is not None:
         st.warning(str(refusal).replace("Refused: this release", "This release").replace(" Nothing was spent.", ""))
     free = free_answer(query, schema, ctx.ledger, ctx.analyst) if query is not None else None

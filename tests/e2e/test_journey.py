@@ -140,7 +140,7 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     slider.focus()
     page.keyboard.press("ArrowLeft")                     # 0.5 -> 0.2
     wait_for_app_run(page)
-    expect(page.get_by_text(re.compile(r"Report cost: ε 0\.2 in \d+ releases"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"The report is one release: ε 0\.2 for all \d+ statistics"))).to_be_visible()
     page.get_by_role("button", name="Release report").click()
     wait_for_app_run(page, timeout=60_000)
     expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
