@@ -42,6 +42,7 @@ test: install system-deps
 bench: install
 	$(PY) -m benchmarks $(BENCH_ARGS)
 	$(PY) -m benchmarks.cohort_load $(filter --big,$(BENCH_ARGS))
+	$(PY) -m benchmarks.report_budget
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
