@@ -15,11 +15,10 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from dashboard.auth import auth_configured, current_identity, ledger_path  # noqa: E402
-from dashboard.context import Context, epsilon_words, set_context  # noqa: E402
+from dashboard.context import Context, set_context  # noqa: E402
 from dashboard.services import (DEMO_COHORT, available_cohorts, demo_rows, prepared_cohort,  # noqa: E402
                                 session_ledger, warm_up)
 from dashboard.uploads import uploaded_cohorts, load_uploaded  # noqa: E402
-from dashboard.widgets import chosen_epsilon  # noqa: E402
 
 st.set_page_config(page_title="Private cohort statistics", page_icon="🔒", layout="wide")
 
@@ -90,7 +89,6 @@ with st.sidebar:
                                                     "gaussian": "Gaussian ((ε, δ)-DP, δ = 1e-7)"}[m],
                              help="Laplace gives pure ε-differential privacy. Gaussian adds a tiny failure "
                                   "probability δ and is better when many values are released together.")
-    st.caption(epsilon_words(chosen_epsilon("ex") or st.session_state.get("last_epsilon", 0.5)))
     st.caption(f"Privacy unit: one patient (at most {cohort.schema.max_rows_per_unit} row(s) each).")
 
 set_context(Context(identity, cohort_name, cohort, ledger, mechanism))

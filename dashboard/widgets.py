@@ -1,8 +1,6 @@
 """Reusable Streamlit controls: the query builder and the epsilon chooser (no DP logic)."""
 from __future__ import annotations
 
-import math
-
 import streamlit as st
 
 from data.schema import Schema
@@ -27,16 +25,6 @@ HELP_EPS = ("ε (epsilon) is the privacy cost of this release. Smaller ε = stro
 def _label(schema: Schema, name: str) -> str:
     c = schema.column(name)
     return f"{c.label or c.name}" + (f" ({c.unit})" if getattr(c, "unit", "") else "")
-
-
-def chosen_epsilon(prefix: str = "ex") -> float | None:
-    """The epsilon currently chosen on a page (from its widgets' state), for the sidebar's words."""
-    mode = st.session_state.get(f"{prefix}_mode")
-    if mode in PRESETS:
-        return PRESETS[mode]
-    if mode == "Custom":
-        return st.session_state.get(f"{prefix}_eps")
-    return None
 
 
 def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(STAT_LABELS)) -> Query | None:

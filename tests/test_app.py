@@ -277,3 +277,19 @@ def test_free_answer_from_an_earlier_release_spends_nothing():
     assert _remaining() == after                                      # nothing spent
     at.switch_page("pages/ledger.py").run()
     assert "answer derived (free)" in _table(at, "event")["event"].tolist()
+
+
+def test_result_says_when_it_no_longer_answers_the_question():
+    at = _app()
+    at.selectbox(key="ex_stat").select("histogram").run()
+    at.selectbox(key="ex_column").select("isup_grade_group").run()
+    at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
+    at.button(key="release").click().run()
+    assert not at.warning and any("Distribution of" in m.value for m in at.markdown)
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.5)").run()            # another epsilon: another question
+    assert any("answers an earlier question" in w.value for w in at.warning)
+    at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
+    assert not any("earlier question" in w.value for w in at.warning)
+    at.selectbox(key="ex_column").select("gleason_score").run()            # another column
+    assert any("answers an earlier question" in w.value for w in at.warning)
+    assert any("ε = 0.1: whatever is released" in c.value for c in at.caption)   # words for the chosen epsilon

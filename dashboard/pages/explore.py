@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts
-from dashboard.context import Context, page_context
+from dashboard.context import Context, epsilon_words, page_context
 from dashboard.widgets import epsilon_chooser, preview_box, query_builder, questions_left_caption
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.queries import Query, QueryError
@@ -25,8 +25,13 @@ def _do_release(query: Query, epsilon: float, ctx: Context) -> None:
         st.session_state["ex_error"] = str(e) + (f" (Data owner only: {detail})" if detail else "")
         st.session_state.pop("ex_result", None)   # never leave an older answer beside a refusal
         return
-    st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict()}
-    st.session_state["last_epsilon"] = epsilon
+    st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict(),
+                                     "asked": _asked(query, epsilon, ctx)}
+
+
+def _asked(query: Query | None, epsilon: float | None, ctx: Context) -> dict:
+    """What the current controls ask (to tell whether a shown result still answers them)."""
+    return {"query": query.to_dict() if query is not None else None, "epsilon": epsilon, "mechanism": ctx.mechanism}
 
 
 def _show_free(query: Query, ctx: Context) -> None:
@@ -34,7 +39,9 @@ def _show_free(query: Query, ctx: Context) -> None:
     st.session_state.pop("ex_error", None)
     rel = free_answer(query, ctx.schema, ctx.ledger, ctx.analyst, record=True)
     if rel is not None:
-        st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict()}
+        st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict(),
+                                         "asked": {"query": query.to_dict(), "epsilon": None, "mechanism": None,
+                                                   "free": True}}
 
 
 st.title("Explore the cohort")
@@ -44,6 +51,8 @@ with left:
     query = query_builder(schema, "ex")
     eps = epsilon_chooser(query, schema, ctx.mechanism, "ex")
     ok = query is not None and eps is not None and preview_box(query, schema, eps, ctx.mechanism)
+    if eps is not None:
+        st.caption(epsilon_words(eps))          # the epsilon chosen here, whatever the mode
     refusal = refusal_for(query, schema, eps, ctx.ledger, ctx.analyst, ctx.mechanism) if ok else None
     data = ctx.budget().data
     if ok and data.accounting == "zcdp":
@@ -71,6 +80,15 @@ with right:
     res = st.session_state.get("ex_result")
     if res and res["cohort"] == ctx.cohort_name and res["analyst"] == ctx.analyst:
         rel = Release.from_dict(res["release"])
+        asked = res.get("asked", {})
+        now = _asked(query, eps, ctx)
+        stale = asked.get("query") != now["query"] or (
+            not asked.get("free") and (asked.get("epsilon") != now["epsilon"] or asked.get("mechanism") != now["mechanism"]))
+        if stale:
+            st.warning(f"This result answers an earlier question: **{rel.description}** at ε {rel.epsilon:.3g}. "
+                       "Your question has changed: press **Release** (or show a free answer) to answer it.")
+        else:
+            st.markdown(f"**{rel.description}** · ε {rel.epsilon:.3g}")
         if rel.extra.get("derived_from"):
             st.success(f"Derived at no cost (ε 0) from an earlier release: {rel.extra['derived_from_description']} "
                        f"({rel.extra['derived_how']}). Its intervals account for every noisy cell added.")
