@@ -574,6 +574,17 @@ def release_csv_bytes(release: "Release") -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
+def rows_csv_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """CSV of plain rows (e.g. the ledger's audit trail), with the same cell safety as releases."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    cols = list(rows[0]) if rows else []
+    w.writerow([_csv_cell(c) for c in cols])
+    for r in rows:
+        w.writerow([_csv_cell(r.get(c)) for c in cols])
+    return buf.getvalue().encode("utf-8-sig")
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}

@@ -293,3 +293,14 @@ def test_result_says_when_it_no_longer_answers_the_question():
     at.selectbox(key="ex_column").select("gleason_score").run()            # another column
     assert any("answers an earlier question" in w.value for w in at.warning)
     assert any("ε = 0.1: whatever is released" in c.value for c in at.caption)   # words for the chosen epsilon
+
+
+def test_audit_trail_filters_by_who():
+    at = _app()
+    at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
+    at.button(key="release").click().run()
+    at.switch_page("pages/ledger.py").run()
+    assert set(_table(at, "event")["who"]) == {"schema-default", "local owner"}
+    at.multiselect(key="ledger_who").select("local owner").run()
+    trail = _table(at, "event")
+    assert set(trail["who"]) == {"local owner"} and trail["event"].tolist() == ["release charged"]

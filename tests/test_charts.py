@@ -434,3 +434,11 @@ def test_release_not_mutated(hist, schema):
     charts.release_table(hist)
     charts.release_csv_bytes(hist)
     assert hist.to_dict() == before
+
+
+def test_rows_csv_bytes_neutralises_formulas_and_keeps_columns():
+    import csv, io
+    data = charts.rows_csv_bytes([{"who": "=cmd()", "ε": "0.5"}, {"who": "ann", "ε": ""}])
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows == [["who", "ε"], ["'=cmd()", "0.5"], ["ann", ""]]
+    assert charts.rows_csv_bytes([]).decode("utf-8-sig") == "\r\n"

@@ -124,7 +124,16 @@ for e in entries:
                   "δ": f"{e['delta']:.2g}" if e["kind"] == "reserve" and e["delta"] else "",
                   "note": payload.get("note", "") if e["kind"] in ("dataset", "budget") else
                   ("no result stored" if e["kind"] == "reserve" and e["release_key"] not in results else "")})
-st.dataframe(trail, hide_index=True, width="stretch", key="ledger_trail")
+who_all = sorted({t["who"] for t in trail})
+f1, f2 = st.columns(2)
+picked = f1.multiselect("Filter by who", who_all, key="ledger_who")
+days = sorted({t["time (UTC)"][:10] for t in trail})
+span = f2.select_slider("Dates (UTC)", options=days, value=(days[0], days[-1]), key="ledger_days") \
+    if len(days) > 1 else (days[0], days[0]) if days else ("", "")
+shown = [t for t in trail if (not picked or t["who"] in picked) and span[0] <= t["time (UTC)"][:10] <= span[1]]
+st.dataframe(shown, hide_index=True, width="stretch", key="ledger_trail")
+st.download_button("Download the audit trail (CSV)", charts.rows_csv_bytes(shown), f"audit-{ds}.csv", "text/csv",
+                   key="ledger_csv")
 spend_rows = [dict(e, analyst="cohort (all analysts)", kind="budget" if e["kind"] == "dataset" else "reserve")
               for e in entries if e["kind"] in ("reserve", "dataset")]
 spend_rows += [e for e in entries if e["kind"] in ("reserve", "budget")]
