@@ -297,56 +297,100 @@ def _centred(cohort: PreparedCohort, column: str, mask: np.ndarray | None, mid: 
     return out
 
 
+SUM_RESOLUTION_STEPS = 2 ** 12   # centred values are quantised to half-range / 2^12 (public)
+
+
+def _int64_space():
+    return dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance()
+
+
 def _mean_parts(col: NumericColumn, schema: Schema, mechanism: str):
+    """Sum and count builders for a mean, both on the quantised centred values (one input).
+
+    The sum uses OpenDP's integer split sum: its map is max(|L|, |U|) = H per row, what one row
+    can change, where OpenDP's float checked sum on the centred bounds maps 2H (measured: 100 for
+    bounds -50..50), so the sum's noise is half as large for the same epsilon. Values are
+    rounded to a public grid of step half-range / 2^12 first (a row-wise public map); the
+    rounding moves a mean by at most half a step, which every interval adds.
+    """
     mid = (col.lower + col.upper) / 2
     half = (col.upper - col.lower) / 2
-    bounds = (-half, half)
+    H = SUM_RESOLUTION_STEPS
+    factor = H / half                       # integer units per value unit
 
     def sum_b(scale: float):
-        return (_float_space() >> dp.t.then_clamp(bounds=bounds)
-                >> dp.t.make_bounded_float_checked_sum(size_limit=schema.max_rows, bounds=bounds)
-                >> _then_noise(mechanism, scale))
+        return (_int64_space() >> dp.t.then_clamp(bounds=(-H, H))
+                >> dp.t.make_bounded_int_split_sum(bounds=(-H, H), T=dp.i64) >> _then_noise(mechanism, scale))
 
     def count_b(scale: float):
-        return _float_space() >> dp.t.then_count() >> _then_noise(mechanism, scale)
+        return _int64_space() >> dp.t.then_count() >> _then_noise(mechanism, scale)
 
-    return mid, sum_b, count_b
+    return mid, factor, sum_b, count_b
+
+
+def _quantised(cohort: PreparedCohort, column: str, mask: np.ndarray | None, mid: float, factor: float) -> np.ndarray:
+    """Non-missing values, centred and rounded to the public grid, as int64 (cached unrestricted)."""
+    key = ("quantised", column, mid, factor)
+    if mask is None and key in cohort._cache:
+        return cohort._cache[key]
+    x = _centred(cohort, column, mask, mid)
+    out = np.rint(x * factor).astype(np.int64)
+    if mask is None:
+        cohort._cache[key] = out
+    return out
 
 
 def _mean_plan(q: MeanQuery, schema: Schema, epsilon, mechanism, delta) -> Plan:
-    """Bounded mean = (noisy centred sum) / (noisy count), half the budget each.
+    """Bounded mean = (noisy centred sum) / (noisy count), half the budget each, one input.
 
-    Public: the column's bounds (values clamped), mid-range used for centring, max_rows.
-    Interval: the sum's and the count's (1 - alpha/2) boxes -> ratio interval (>= 1-alpha).
+    Public: the column's bounds (values clamped), mid-range used for centring, the rounding grid.
+    Interval (Laplace): the joint (sum, count) test-inversion interval of `privacy.mean_interval`,
+    >= 1-alpha for any data, plus half a grid step for the rounding. Gaussian: the sum's and the
+    count's (1 - alpha/2) boxes -> ratio interval (>= 1-alpha), plus the same half step.
     """
+    from privacy.mean_interval import mean_interval, typical_halfwidth
+
     col = schema.column(q.column)
     d_in = schema.max_rows_per_unit
-    mid, sum_b, count_b = _mean_parts(col, schema, mechanism)
+    mid, factor, sum_b, count_b = _mean_parts(col, schema, mechanism)
+    H = float(SUM_RESOLUTION_STEPS)
     m, (s_sum, s_cnt), cost = calibrate([sum_b, count_b], [1.0, 1.0], d_in, epsilon, mechanism, delta)
-    n_sum, n_cnt = _noise_of(mechanism, False), _noise_of(mechanism, True)
+    n_sum = n_cnt = _noise_of(mechanism, True)
+    lower, upper = col.lower - mid, col.upper - mid
 
     def make_input(cohort):
-        return _centred(cohort, q.column, _rows(cohort, q), mid)
+        return _quantised(cohort, q.column, _rows(cohort, q), mid, factor)
+
+    def interval(s: float, n: float, alpha: float) -> tuple[float, float, float]:
+        if mechanism == "laplace":
+            est, lo, hi = mean_interval(s, n, H, s_sum, s_cnt, alpha)
+        else:
+            a_s, a_c = accuracy(s_sum, alpha / 2, n_sum), accuracy(s_cnt, alpha / 2, n_cnt)
+            est, lo, hi = ratio_interval(s, n, a_s, a_c, -H, H)
+        return est / factor, max(lower, (lo - 0.5) / factor), min(upper, (hi + 0.5) / factor)
 
     def finish(raw, alpha):
         s, n = float(raw[0]), float(raw[1])
-        a_s, a_c = accuracy(s_sum, alpha / 2, n_sum), accuracy(s_cnt, alpha / 2, n_cnt)
-        est, lo, hi = ratio_interval(s, n, a_s, a_c, col.lower - mid, col.upper - mid)
+        est, lo, hi = interval(s, n, alpha)
         return Outcome([est + mid], [lo + mid], [hi + mid],
-                       {"noisy_sum": s + n * mid, "noisy_count": n, "count_halfwidth": a_c,
-                        "sum_halfwidth": a_s})
+                       {"noisy_sum": s / factor + n * mid, "noisy_count": n, "sum_unit": 1 / factor,
+                        "interval": "joint test-inversion interval for (sum, count)" if mechanism == "laplace"
+                        else "sum and count boxes at alpha/2 each (Bonferroni)"})
 
     def truth(cohort):
-        x = make_input(cohort)
+        x = _centred(cohort, q.column, _rows(cohort, q), mid)
         return [float(x.mean() + mid) if len(x) else float("nan")]
 
     def preview(alpha):
-        a_s, a_c = accuracy(s_sum, alpha / 2, n_sum), accuracy(s_cnt, alpha / 2, n_cnt)
+        if mechanism == "laplace":   # a(H/2)/n at the typical |mean|; no count box
+            a_s, a_c = typical_halfwidth(1.0, H, s_sum, s_cnt, alpha) / factor, 0.0
+        else:
+            a_s, a_c = accuracy(s_sum, alpha / 2, n_sum) / factor, accuracy(s_cnt, alpha / 2, n_cnt)
         return _mean_preview(a_s, a_c, col)
 
     return Plan(q, schema, epsilon, mechanism, delta, m, d_in, cost, [schema.label(q.column)],
                 {"sum": (n_sum, s_sum), "count": (n_cnt, s_cnt)}, make_input, finish, truth, preview,
-                {"centre": mid})
+                {"centre": mid, "sum_unit": 1 / factor})
 
 
 def _mean_preview(a_s: float, a_c: float, col: NumericColumn) -> dict:

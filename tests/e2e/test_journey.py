@@ -99,8 +99,9 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     # --- a release costing more than what remains cannot be clicked, says why, and spends nothing
     build_query(page, "Distribution (histogram)", "Hospital site", "High accuracy (ε 2)")
     expect(page.get_by_role("button", name="Release", exact=True)).to_be_disabled()
-    warning = page.get_by_test_id("stAlertContentWarning")
+    warning = page.get_by_test_id("stAlertContentWarning").filter(has_text="This release costs")
     expect(warning).to_contain_text("This release costs ε 2")
+    expect(page.get_by_test_id("stAlertContentWarning").filter(has_text="answers an earlier question")).to_be_visible()
     expect(warning).to_contain_text("for all analysts together")
     expect_remaining(page, start - 0.5)
 
