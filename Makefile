@@ -43,6 +43,7 @@ bench: install
 	$(PY) -m benchmarks $(BENCH_ARGS)
 	$(PY) -m benchmarks.cohort_load $(filter --big,$(BENCH_ARGS))
 	$(PY) -m benchmarks.report_budget
+	$(PY) -m benchmarks.clinician_session
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
