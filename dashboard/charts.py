@@ -531,6 +531,24 @@ def release_table(release: "Release") -> pd.DataFrame:
     return df
 
 
+def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFrame:
+    """`release_table` for people: plain headers, counts and their intervals as whole numbers
+    clipped at 0 (the raw values stay in the CSV/JSON downloads), others to 3 significant digits."""
+    df = release_table(release)
+    count = _is_count(release)
+    lo = np.maximum(df["ci_low"], 0.0) if count else df["ci_low"]
+    hi = np.maximum(df["ci_high"], 0.0) if count else df["ci_high"]
+    fmt = (lambda v: f"{v:,.0f}" if math.isfinite(v) else "") if count else (
+        lambda v: f"{v:.3g}" if math.isfinite(v) else "")
+    out = pd.DataFrame({"": df["label"], "Value": [fmt(v) for v in df["shown"]],
+                        f"{_level(release.alpha)} interval": [f"{fmt(a)} to {fmt(b)}" if math.isfinite(a) else ""
+                                                             for a, b in zip(lo, hi)]})
+    if "noisy_count" in df:
+        out["Group size (noisy)"] = [f"{max(v, 0):,.0f}" for v in df["noisy_count"]]
+    out["Note"] = df["note"]
+    return out
+
+
 def _neutralise(s: str) -> str:
     """Stop spreadsheets from running a text cell as a formula (leading ', OWASP CSV injection)."""
     return "'" + s if s.lstrip(" ").startswith(_FORMULA_PREFIXES) else s

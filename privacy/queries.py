@@ -60,11 +60,14 @@ class _Query:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     def describe(self, schema: Schema | None = None) -> str:
+        """One plain sentence: 'Distribution of Gleason score among clinical T stage T3a'."""
         lab = (lambda c: _mid_sentence(schema.label(c))) if schema else (lambda c: c)
         text = self._describe(lab)
+        if isinstance(self, CountQuery) and schema is not None:
+            text = "Number of patients" if schema.max_rows_per_unit == 1 else "Number of rows"
         if self.where:
-            text += f" among {lab(self.where.column)} = {self.where.value}"
-        return text
+            text += f" among {lab(self.where.column)} {self.where.value}"
+        return text[:1].upper() + text[1:]
 
     def _describe(self, lab) -> str:  # pragma: no cover - overridden
         return self.stat

@@ -442,3 +442,14 @@ def test_rows_csv_bytes_neutralises_formulas_and_keeps_columns():
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows == [["who", "ε"], ["'=cmd()", "0.5"], ["ann", ""]]
     assert charts.rows_csv_bytes([]).decode("utf-8-sig") == "\r\n"
+
+
+def test_display_table_has_plain_headers_whole_counts_and_no_negative_counts():
+    rel = make_release("histogram", ["6", "7", "other"], [6953.5704, 12.4, -3.2], lo=[6940.1, -1.5, -16.6],
+                       hi=[6967.0, 26.3, 10.2], column="g", bin_edges=None, date_unit=None)
+    df = charts.display_table(rel)
+    assert list(df.columns) == ["", "Value", "95% interval", "Note"]
+    assert df["Value"].tolist() == ["6,954", "12", "0"]
+    assert df["95% interval"].tolist() == ["6,940 to 6,967", "0 to 26", "0 to 10"]
+    assert "below 0" in df["Note"].iloc[2]
+    assert not any(c in df.columns for c in ("ci_low", "ci_high", "shown"))

@@ -102,7 +102,8 @@ with right:
             for i in range(len(rel.values)):
                 st.markdown(f"**{rel.labels[i]}**: {charts.describe_interval(rel, i, schema)}")
         with st.expander("Table and downloads", expanded=len(rel.values) > 3):
-            st.dataframe(charts.release_table(rel), hide_index=True, width="stretch")
+            st.dataframe(charts.display_table(rel, schema), hide_index=True, width="stretch")
+            st.caption("Downloads keep the raw noisy values (a count can be below 0 after noise) with a note.")
             c1, c2 = st.columns(2)
             c1.download_button("Download CSV", charts.release_csv_bytes(rel), "release.csv", "text/csv",
                                key="ex_csv")
