@@ -379,7 +379,8 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
     dec = _decimals(_median((hi - lo) / 2), _median(np.abs(v)))
     u = f" {_esc(unit)}" if unit else ""
     counts = release.extra.get("noisy_counts")
-    weak = _uninformative(release)
+    weak = _uninformative(release, schema)
+    nothing = not_enough_words(release, schema)
     single = len(labels) == 1
     hover, text = [], []
     for i, lab in enumerate(labels):
@@ -388,25 +389,40 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
         if counts is not None and i < len(counts):
             h += f"<br>Group size (noisy): {_count(float(counts[i]))} {_count_unit(release, schema)}"
         if weak[i]:
-            h += "<br>Too few records after noise: the interval is the whole public range"
+            h = f"<b>{_esc(lab)}</b><br>{nothing.capitalize()}: the {level} interval covers (nearly) the whole " \
+                "public range, so no value is shown"
+            if counts is not None and i < len(counts):
+                h += f"<br>Group size (noisy): {_count(float(counts[i]))} {_count_unit(release, schema)}"
         hover.append(h)
-        if single:
+        if weak[i]:
+            text.append("")
+        elif single:
             text.append(f"{_num(v[i], dec)}{u}  ({level}: {_num(lo[i], dec)} to {_num(hi[i], dec)})")
         else:
             text.append(_num(v[i], dec))
     colours = [GREY if lab in GREY_BUCKETS else BLUE for lab in labels]
+    shown = np.where(weak, np.nan, v)                  # no dot, no number where nothing can be said
     fig = go.Figure(go.Scatter(
-        x=v, y=labels, mode="markers+text", text=text, textposition="top center",
+        x=shown, y=labels, mode="markers+text", text=text, textposition="top center",
         textfont=dict(size=FONT_SIZE + (1 if single else -1)),
         marker=dict(size=12 if single else 10, color=colours,
                     symbol=["circle-open" if w else "circle" for w in weak], line=dict(width=2, color=colours)),
-        error_x=dict(type="data", symmetric=False, array=np.clip(hi - v, 0, None), arrayminus=np.clip(v - lo, 0, None),
-                     color="#333333", thickness=1.6, width=6),
+        error_x=dict(type="data", symmetric=False, array=np.where(weak, 0, np.clip(hi - v, 0, None)),
+                     arrayminus=np.where(weak, 0, np.clip(v - lo, 0, None)), color="#333333", thickness=1.6, width=6),
         customdata=np.column_stack([v, lo, hi]), hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
         name=_stat_word(q) or "Value"))
+    if any(weak):
+        col_ = _column(schema, col)
+        centre = (float(col_.lower) + float(col_.upper)) / 2 if col_ is not None and col_.kind == "numeric" else \
+            float(np.nanmedian(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(v).any() else 0.0
+        idx = [i for i, w in enumerate(weak) if w]
+        fig.add_trace(go.Scatter(x=[centre] * len(idx), y=[labels[i] for i in idx], mode="text",
+                                 text=[nothing] * len(idx), textfont=dict(color="#6b6b6b", size=FONT_SIZE - 1),
+                                 hovertext=[hover[i] for i in idx], hovertemplate="%{hovertext}<extra></extra>",
+                                 showlegend=False, name=nothing))
     x_title = _with_unit(f"{_stat_word(q)} {_col_label(schema, col)}".strip(), unit)
     y_title = _col_label(schema, q.get("by")) if q.get("stat") == "grouped-mean" else ""
-    notes = ["open dots: too few records after noise to narrow the interval" if any(weak) else ""]
+    notes = [f"groups marked '{nothing}': their interval covers (nearly) the whole public range" if any(weak) else ""]
     _layout(fig, release.description, _subtitle(release, notes), x_title, y_title)
     fig.update_yaxes(type="category", autorange="reversed", tickmode="array", tickvals=labels,
                      ticktext=_tick_labels(labels), showticklabels=not single)
@@ -414,16 +430,33 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
     return fig
 
 
-def _uninformative(release: "Release") -> list[bool]:
-    """Means whose noisy count box reaches 0: the interval is then the whole public range."""
+WEAK_SHARE = 0.9   # an interval over >= 90% of the public range says nothing about the group
+
+
+def _uninformative(release: "Release", schema: Schema | None = None) -> list[bool]:
+    """Values that say nothing (post-processing of the release and the public schema only):
+    a mean whose noisy count box reaches 0, or any mean/quantile whose interval covers at least
+    WEAK_SHARE of the column's public range. Shown as 'not enough patients to estimate'."""
+    n = len(release.labels)
+    weak = [False] * n
     counts = release.extra.get("noisy_counts")
     if counts is None and release.extra.get("noisy_count") is not None:
         counts = [release.extra["noisy_count"]]
     a = release.extra.get("count_halfwidth")
-    n = len(release.labels)
-    if counts is None or a is None:
-        return [False] * n
-    return [i < len(counts) and counts[i] is not None and float(counts[i]) - float(a) <= 0 for i in range(n)]
+    if counts is not None and a is not None:
+        weak = [i < len(counts) and counts[i] is not None and float(counts[i]) - float(a) <= 0 for i in range(n)]
+    col = _column(schema, release.query.get("column"))
+    if col is not None and col.kind == "numeric" and not _is_count(release):
+        span = float(col.upper) - float(col.lower)
+        lo, hi = _arr(release.ci_low), _arr(release.ci_high)
+        weak = [w or not (math.isfinite(lo[i]) and math.isfinite(hi[i])) or (hi[i] - lo[i]) >= WEAK_SHARE * span
+                for i, w in enumerate(weak)]
+    return weak
+
+
+def not_enough_words(release: "Release", schema: Schema | None = None) -> str:
+    who = "patients" if schema is not None and schema.max_rows_per_unit == 1 else "records"
+    return f"not enough {who} to estimate"
 
 
 def _crosstab_axes(release: "Release") -> tuple[list[str], list[str]] | None:
@@ -492,13 +525,13 @@ def describe_interval(release: "Release", i: int, schema: Schema | None = None) 
     unit = _col_unit(schema, release.query.get("column"))
     dec = _decimals((hi - lo) / 2, _arr(release.values)[i])
     text = f"between {_num(lo, dec)} and {_num(hi, dec)}{' ' + unit if unit else ''} ({level} interval"
-    if _uninformative(release)[i]:
-        text += "; too few records after noise to say more than the public range"
+    if _uninformative(release, schema)[i]:
+        text += f"; {not_enough_words(release, schema)}: nothing more than the public range can be said"
     return text + ")"
 
 
 # ------------------------------------------------------------------------------ table + files
-def release_table(release: "Release") -> pd.DataFrame:
+def release_table(release: "Release", schema: Schema | None = None) -> pd.DataFrame:
     """One row per released value: label, value (raw, may be negative), shown (display value:
     counts clipped at 0), ci_low, ci_high (raw), extra per-statistic columns (crosstab: row, col;
     grouped mean: noisy_count), note (why a value is displayed differently, else '')."""
@@ -515,14 +548,16 @@ def release_table(release: "Release") -> pd.DataFrame:
     counts = release.extra.get("noisy_counts")
     if stat == "grouped-mean" and counts is not None and len(counts) == n:
         df["noisy_count"] = _arr(counts)
-    weak = _uninformative(release)
+    weak = _uninformative(release, schema)
+    df.loc[np.asarray(weak, dtype=bool), "shown"] = np.nan
     interval_note = release.extra.get("interval")
     notes = []
     for i in range(n):
         if _is_count(release) and math.isfinite(v[i]) and v[i] < 0:
             notes.append(f"noisy count {v[i]:g} is below 0 because of the noise; shown as 0")
         elif weak[i]:
-            notes.append("group too small after noise: the interval is the whole public range")
+            notes.append(f"{not_enough_words(release, schema)}: the interval is (nearly) the whole public range; "
+                         "the raw value is not an estimate")
         elif isinstance(interval_note, str) and interval_note:
             notes.append(f"interval: {interval_note}")
         else:
@@ -534,15 +569,16 @@ def release_table(release: "Release") -> pd.DataFrame:
 def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFrame:
     """`release_table` for people: plain headers, counts and their intervals as whole numbers
     clipped at 0 (the raw values stay in the CSV/JSON downloads), others to 3 significant digits."""
-    df = release_table(release)
+    df = release_table(release, schema)
     count = _is_count(release)
     lo = np.maximum(df["ci_low"], 0.0) if count else df["ci_low"]
     hi = np.maximum(df["ci_high"], 0.0) if count else df["ci_high"]
     fmt = (lambda v: f"{v:,.0f}" if math.isfinite(v) else "") if count else (
         lambda v: f"{v:.3g}" if math.isfinite(v) else "")
+    weak = _uninformative(release, schema)
     out = pd.DataFrame({"": df["label"], "Value": [fmt(v) for v in df["shown"]],
-                        f"{_level(release.alpha)} interval": [f"{fmt(a)} to {fmt(b)}" if math.isfinite(a) else ""
-                                                             for a, b in zip(lo, hi)]})
+                        f"{_level(release.alpha)} interval": [
+                            "" if w or not math.isfinite(a) else f"{fmt(a)} to {fmt(b)}" for a, b, w in zip(lo, hi, weak)]})
     if "noisy_count" in df:
         out["Group size (noisy)"] = [f"{max(v, 0):,.0f}" for v in df["noisy_count"]]
     out["Note"] = df["note"]
@@ -578,11 +614,11 @@ def _metadata(release: "Release") -> dict[str, Any]:
     }
 
 
-def release_csv_bytes(release: "Release") -> bytes:
+def release_csv_bytes(release: "Release", schema: Schema | None = None) -> bytes:
     """CSV (UTF-8 with BOM so spreadsheets read the labels right): the `release_table` columns,
     then the release metadata repeated as columns on every row. Text cells that a spreadsheet
     would run as a formula get a leading apostrophe; numbers stay numbers."""
-    df = release_table(release)
+    df = release_table(release, schema)
     meta = _metadata(release)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
@@ -872,12 +908,27 @@ def spend_figure(entries: Sequence[Mapping[str, Any]], *, title: str = "Privacy 
 
 
 def dot_interval_figure(labels: Sequence[str], values: Sequence[float], ci_low: Sequence[float],
-                        ci_high: Sequence[float], title: str, x_title: str = "", alpha: float = 0.05) -> go.Figure:
-    """Dot and interval per label, for values assembled from several releases (e.g. medians by group)."""
+                        ci_high: Sequence[float], title: str, x_title: str = "", alpha: float = 0.05,
+                        public_range: tuple[float, float] | None = None) -> go.Figure:
+    """Dot and interval per label, for values assembled from several releases (e.g. medians by group).
+    With the column's `public_range`, values whose interval covers WEAK_SHARE of it get no dot and
+    no number ('not enough patients to estimate')."""
     labels = [str(x) for x in labels]
     if not labels:
         return _empty(title, "Nothing to show")
     v, lo, hi = _arr(values), _arr(ci_low), _arr(ci_high)
+    if public_range is not None:
+        weak = (hi - lo) >= WEAK_SHARE * (public_range[1] - public_range[0])
+        keep = [i for i, w in enumerate(weak) if not w]
+        gone = [labels[i] for i, w in enumerate(weak) if w]
+        fig = dot_interval_figure([labels[i] for i in keep], v[keep], lo[keep], hi[keep], title, x_title, alpha)
+        if gone:
+            mid = (public_range[0] + public_range[1]) / 2
+            fig.add_trace(go.Scatter(x=[mid] * len(gone), y=[_esc(x) for x in gone], mode="text",
+                                     text=["not enough patients to estimate"] * len(gone),
+                                     textfont=dict(color="#6b6b6b"), hoverinfo="skip", showlegend=False))
+            fig.update_yaxes(categoryorder="array", categoryarray=[_esc(x) for x in labels])
+        return fig
     dec = _decimals(_median((hi - lo) / 2), _median(np.abs(v)))
     level = _level(alpha)
     hover = [f"<b>{_esc(lab)}</b><br>{_num(v[i], dec)} ({level} interval {_num(lo[i], dec)} to {_num(hi[i], dec)})"

@@ -304,3 +304,33 @@ def test_audit_trail_filters_by_who():
     at.multiselect(key="ledger_who").select("local owner").run()
     trail = _table(at, "event")
     assert set(trail["who"]) == {"local owner"} and trail["event"].tolist() == ["release charged"]
+
+
+@pytest.mark.parametrize("role", ["owner", "analyst"])
+def test_empty_groups_show_no_number(role, monkeypatch):
+    if role == "analyst":
+        monkeypatch.setenv("DP_ROLE", "analyst")
+        monkeypatch.setenv("DP_ANALYST", "ana")
+    at = _app()
+    at.selectbox(key="ex_stat").select("grouped-mean").run()
+    at.selectbox(key="ex_column").select("psa").run()
+    at.selectbox(key="ex_by").select("risk_group").run()
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.5)").run()
+    at.button(key="release").click().run()
+    assert not at.exception, at.exception
+    import base64
+    import math
+    import numpy as np
+
+    def arr(v):   # Plotly's JSON keeps numeric arrays as typed binary
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]) if isinstance(v, dict) else v
+
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    dots, note = fig["data"][0], fig["data"][1]
+    x = arr(dots["x"])
+    empty = [i for i, lab in enumerate(dots["y"]) if lab in ("missing", "other")]
+    assert empty and all(math.isnan(x[i]) and dots["text"][i] == "" for i in empty)
+    assert not any(math.isnan(x[i]) for i in range(len(x)) if i not in empty)
+    assert set(note["y"]) >= {"missing", "other"} and set(note["text"]) == {"not enough patients to estimate"}
+    table = _table(at, "Value")
+    assert all(table.loc[table[""] == lab, "Value"].item() == "" for lab in ("missing", "other"))

@@ -133,8 +133,10 @@ def test_mean_is_dot_and_interval_with_value(schema):
     assert "4.21 to 5.53" in tr.hovertext[0] and tr.marker.symbol[0] == "circle"
     tiny = make_release("mean", ["PSA"], [5.0], lo=[0.0], hi=[10.0], column="x",
                         extra={"noisy_count": 3.0, "count_halfwidth": 7.4})
-    assert charts.release_figure(tiny, schema).data[0].marker.symbol[0] == "circle-open"
-    assert "too few records" in charts.describe_interval(tiny, 0, schema)
+    tf = charts.release_figure(tiny, schema)
+    assert math.isnan(tf.data[0].x[0]) and tf.data[0].text[0] == ""          # no dot, no number
+    assert tf.data[1].text == ("not enough patients to estimate",)
+    assert "not enough patients to estimate" in charts.describe_interval(tiny, 0, schema)
     assert fig.layout.xaxis.title.text == "Mean PSA (ng/mL)"
     q = make_release("quantile", ["PSA"], [5.0], lo=[0.0], hi=[10.0], column="x", q=0.5,
                      extra={"interval": "public bounds (placeholder)"})
@@ -147,14 +149,24 @@ def test_grouped_mean_per_group(schema):
                        lo=[4.2, 4.8, 5.4, 0, 0], hi=[4.8, 5.6, 6.8, 10, 10], column="x", by="g",
                        extra={"noisy_counts": [500, 300, 200, 3, -1], "count_halfwidth": 7.4})
     fig = charts.release_figure(rel, schema)
-    (tr,) = fig.data
+    tr, note = fig.data
     assert list(tr.y) == rel.labels and len(tr.x) == 5
     assert list(tr.marker.color)[3:] == [GREY, GREY]
-    assert list(tr.marker.symbol) == ["circle"] * 3 + ["circle-open"] * 2     # too small after noise
+    assert [math.isnan(x) for x in tr.x] == [False] * 3 + [True] * 2          # empty groups: no dot
+    assert list(tr.text)[3:] == ["", ""] and list(note.y) == ["missing", "other"]
+    assert set(note.text) == {"not enough patients to estimate"}
     assert "Group size (noisy): 300" in tr.hovertext[1]
-    t = charts.release_table(rel)
+    t = charts.release_table(rel, schema)
     assert list(t["noisy_count"]) == [500, 300, 200, 3, -1]
-    assert t.loc[3, "note"] and t.loc[0, "note"] == ""
+    assert t.loc[3, "note"].startswith("not enough patients") and t.loc[0, "note"] == ""
+    assert t["shown"].isna().tolist() == [False] * 3 + [True] * 2
+    d = charts.display_table(rel, schema)
+    assert d["Value"].tolist()[3:] == ["", ""] and d["95% interval"].tolist()[3:] == ["", ""]
+    # a grouped quantile whose interval spans the public range says nothing either
+    gq = make_release("grouped-quantile", ["6", "7"], [4.0, 9.5], lo=[3.5, 0.0], hi=[4.5, 10.0], column="x",
+                      by="g", q=0.5)
+    g = charts.release_figure(gq, schema).data
+    assert not math.isnan(g[0].x[0]) and math.isnan(g[0].x[1]) and list(g[1].y) == ["7"]
     assert fig.layout.yaxis.title.text == "Gleason"
 
 

@@ -105,7 +105,7 @@ with right:
             st.dataframe(charts.display_table(rel, schema), hide_index=True, width="stretch")
             st.caption("Downloads keep the raw noisy values (a count can be below 0 after noise) with a note.")
             c1, c2 = st.columns(2)
-            c1.download_button("Download CSV", charts.release_csv_bytes(rel), "release.csv", "text/csv",
+            c1.download_button("Download CSV", charts.release_csv_bytes(rel, schema), "release.csv", "text/csv",
                                key="ex_csv")
             c2.download_button("Download JSON", charts.release_json_bytes(rel), "release.json",
                                "application/json", key="ex_json")

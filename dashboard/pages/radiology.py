@@ -99,7 +99,8 @@ if "turnaround_median" in rels:
     shown = [i for i, lab in enumerate(r.labels) if lab not in ("missing", "other")]
     figs["turnaround_median"] = charts.dot_interval_figure(
         [r.labels[i] for i in shown], [r.values[i] for i in shown], [r.ci_low[i] for i in shown],
-        [r.ci_high[i] for i in shown], "Median report turnaround by department", "hours")
+        [r.ci_high[i] for i in shown], "Median report turnaround by department", "hours",
+        public_range=(schema.column("turnaround_hours").lower, schema.column("turnaround_hours").upper))
 if "ct_dose" in rels:
     figs["ct_dose"] = charts.release_figure(rels["ct_dose"], schema)
 if "contrast" in rels:
