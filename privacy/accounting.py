@@ -19,19 +19,6 @@ import math
 
 from privacy.opendp_runtime import dp
 
-ACCOUNTING = ("pure", "zcdp")
-
-
-class AccountingError(ValueError):
-    """An accounting mode or budget the ledger cannot use (e.g. zCDP without a delta budget)."""
-
-
-def validate_accounting(mode: str) -> str:
-    m = str(mode).strip().lower()
-    if m not in ACCOUNTING:
-        raise AccountingError(f"accounting must be one of {', '.join(ACCOUNTING)}, got {mode!r}")
-    return m
-
 
 def _scalar_space():
     return dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float)

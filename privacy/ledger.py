@@ -41,7 +41,7 @@ GENESIS = "0" * 64
 IN_FLIGHT_WAIT_S = 30.0
 FORMAT_VERSION = 2
 KINDS = ("budget", "reserve", "result", "failure", "dataset", "refusal", "served", "derived")
-ACCOUNTING = ("pure", "zcdp")    # = privacy.accounting.ACCOUNTING (not imported: it pulls in OpenDP)
+ACCOUNTING = ("pure", "zcdp")    # the modes privacy.accounting converts between
 DEFAULT_DELTA_BUDGET = 1e-6      # dataset delta budget when the schema declares none
 TOL = 1e-12                      # costs are OpenDP map values compared against exact budgets
 _COLS = ("seq", "ts", "kind", "dataset", "analyst", "release_key", "epsilon", "delta", "mechanism",

@@ -1,8 +1,10 @@
-"""Run one differentially private release: cost -> ledger reserve -> invoke -> store -> Release.
+"""Run DP releases: cost -> ledger reserve -> invoke -> store -> Release (one statistic, or a
+report charged once); previews, budget hints and free answers derived from stored releases.
 
 Order is the privacy control: the plan's exact cost (OpenDP privacy map) is reserved in the
-persistent ledger in one transaction BEFORE the measurement runs. An identical request returns
-the stored release (no cost, no fresh noise). A failure after the charge stays charged.
+persistent ledger in one transaction BEFORE the measurement runs. An identical request on the
+dataset, by anyone, returns the stored release (no cost, no fresh noise). A failure after the
+charge stays charged.
 """
 from __future__ import annotations
 
@@ -120,12 +122,10 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
     ds = schema.dataset_id
     epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, schema, epsilon, mechanism, delta)
-    key = release_key(ds, query, plan.epsilon, plan.mechanism, plan.delta)
+    key, legacy = _keys(ds, plan, ledger)
     got = ledger.reserve(dataset=ds, analyst=analyst, release_key=key, epsilon=plan.cost[0],
                          delta=plan.cost[1], rho=plan.rho, mechanism=plan.mechanism, query=query.key(),
-                         default_total=schema.default_budget,
-                         legacy_keys=tuple(legacy_release_key(ds, a, query, plan.epsilon, plan.mechanism, plan.delta)
-                                           for a in ledger.legacy_analysts(ds)))
+                         default_total=schema.default_budget, legacy_keys=legacy)
     if not isinstance(got, Reservation):
         return _with_budget(Release.from_dict(got, cached=True, analyst=analyst), ledger, analyst)
     try:
@@ -140,6 +140,13 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
     return _with_budget(Release.from_dict(rel.to_dict()), ledger, analyst)
 
 
+def _keys(ds: str, plan: Plan, ledger: BudgetLedger) -> tuple[str, tuple[str, ...]]:
+    """The release's key on the dataset, and the per-analyst keys older ledgers stored it under."""
+    key = release_key(ds, plan.query, plan.epsilon, plan.mechanism, plan.delta)
+    return key, tuple(legacy_release_key(ds, a, plan.query, plan.epsilon, plan.mechanism, plan.delta)
+                      for a in ledger.legacy_analysts(ds))
+
+
 def refusal_for(query: Query, schema, epsilon: float, ledger: BudgetLedger, analyst: str,
                 mechanism: str = "laplace", delta: float = DEFAULT_DELTA):
     """The BudgetExceeded that `release` would raise now, or None (it fits, or it is already
@@ -147,9 +154,8 @@ def refusal_for(query: Query, schema, epsilon: float, ledger: BudgetLedger, anal
     epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, schema, epsilon, mechanism, delta)
     ds = schema.dataset_id
-    keys = [release_key(ds, query, plan.epsilon, plan.mechanism, plan.delta)] + [
-        legacy_release_key(ds, a, query, plan.epsilon, plan.mechanism, plan.delta) for a in ledger.legacy_analysts(ds)]
-    if any(ledger.stored_result(k) is not None for k in keys):
+    key, legacy = _keys(ds, plan, ledger)
+    if any(ledger.stored_result(k) is not None for k in (key, *legacy)):
         return None
     return ledger.refusal_for(ds, analyst, plan.cost[0], plan.cost[1], plan.rho, default_total=schema.default_budget)
 
