@@ -161,7 +161,10 @@ def test_radiology_report_splits_one_epsilon_and_exports_offline_html():
     assert _remaining_for("radiology") == pytest.approx(start - 0.5, abs=1e-3)
     from dashboard.report_export import report_html
     import plotly.graph_objects as go
-    html = report_html({"a": go.Figure(go.Bar(x=[1], y=[2]))}, "t")
+    html = report_html({"a": go.Figure(go.Bar(x=[1], y=[2]))}, "t", rows=[{"statistic": "<b>x</b>", "ε": "0.1"}],
+                       released_at="2026-12-01T09:00:00+00:00", cohort="Radiology")
+    assert "Released: 2026-12-01" in html and "Cohort: Radiology" in html and "How to read" in html
+    assert "<td>&lt;b&gt;x&lt;/b&gt;</td>" in html
     import re
     assert not re.search(r"<script[^>]+src=", html), "the report must not load scripts from anywhere"
     assert len(html) > 1_000_000 and "Plotly.newPlot" in html   # plotly.js embedded

@@ -112,8 +112,14 @@ if "contrast" in rels:
 for k, fig in figs.items():
     st.plotly_chart(fig, width="stretch", key=f"rad_{k}")
 
-html = report_export.report_html(figs, title=f"Radiology review — {schema.title}",
-                                 note=f"Differentially private report, total ε {res['total']:g}, analyst {ctx.analyst}.")
+lines = [{"statistic": it.title, "ε": f"{rels[it.key].epsilon:.3g}",
+          "expected 95% accuracy": preview(it.query, schema, rels[it.key].epsilon, ctx.mechanism).words,
+          "ledger reference": rels[it.key].release_key[:12]} for it in items if it.key in rels]
+html = report_export.report_html(
+    figs, title=f"Radiology review — {schema.title}", cohort=f"{schema.title} ({schema.dataset_id})",
+    released_at=min(r.timestamp for r in rels.values()), rows=lines,
+    note=f"Differentially private report: total ε {res['epsilon']:.3g}, charged once for all statistics; "
+         f"exported by {ctx.analyst}.")
 c1, c2 = st.columns(2)
 c1.download_button("Download report (HTML, works offline)", html, "radiology_report.html", "text/html",
                    key="rad_html")
