@@ -337,3 +337,26 @@ def test_empty_groups_show_no_number(role, monkeypatch):
     assert set(note["y"]) >= {"missing", "other"} and set(note["text"]) == {"not enough patients to estimate"}
     table = _table(at, "Value")
     assert all(table.loc[table[""] == lab, "Value"].item() == "" for lab in ("missing", "other"))
+
+
+def test_saved_set_of_statistics_is_released_once():
+    at = _app()
+    at.selectbox(key="ex_stat").select("histogram").run()
+    at.selectbox(key="ex_column").select("isup_grade_group").run()
+    at.button(key="add_report").click().run()
+    at.selectbox(key="ex_stat").select("mean").run()
+    at.button(key="add_report").click().run()
+    start = _remaining()
+    at.select_slider(key="ex_basket_total").set_value(0.5).run()
+    at.button(key="basket_release").click().run()
+    assert not at.exception, at.exception
+    assert any("charged once" in s.value for s in at.success), [s.value for s in at.success]
+    assert len([c for c in at.get("plotly_chart")]) >= 2
+    assert _remaining() == pytest.approx(start - 0.5, abs=1e-3)
+    from privacy.ledger import BudgetLedger
+    import os
+    lg = BudgetLedger(os.environ["DP_LEDGER"])
+    assert len(lg.entries(kinds=("reserve",))) == 1                 # one reservation for the whole set
+    at.button(key="basket_release").click().run()                   # the same set again: free
+    assert any("cost nothing" in s.value for s in at.success)
+    assert len(lg.entries(kinds=("reserve",))) == 1

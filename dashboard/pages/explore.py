@@ -7,9 +7,10 @@ from dashboard import charts
 from dashboard.context import Context, epsilon_words, page_context
 from dashboard.widgets import epsilon_chooser, preview_box, query_builder, questions_left_caption
 from privacy.ledger import BudgetExceeded, LedgerError
-from privacy.queries import Query, QueryError
-from privacy.release import (Release, ReleaseError, free_answer, marginal_cost, questions_left, refusal_for,
-                             release)
+from privacy.queries import Query, QueryError, query_from_dict
+from privacy.release import (Release, ReleaseError, ReportError, free_answer, marginal_cost, preview,
+                             questions_left, refusal_for, release, release_report, report_refusal)
+from privacy.reports import ReportItem
 
 ctx = page_context()
 schema = ctx.schema
@@ -44,6 +45,40 @@ def _show_free(query: Query, ctx: Context) -> None:
                                                    "free": True}}
 
 
+def _basket_items(basket: list[dict]) -> list[ReportItem]:
+    """The saved set of statistics as report items with equal public shares."""
+    return [ReportItem(f"s{i}", query_from_dict(q).describe(schema), query_from_dict(q), 1.0 / len(basket))
+            for i, q in enumerate(basket)]
+
+
+def _basket(cohort_name: str) -> list[dict]:
+    """The saved set of statistics of this session on this cohort (query specs)."""
+    saved = st.session_state.get("ex_basket")
+    return saved["queries"] if saved and saved["cohort"] == cohort_name else []
+
+
+def _add_to_report(query: Query, cohort_name: str) -> None:
+    queries = _basket(cohort_name)
+    if query.to_dict() not in queries:
+        st.session_state["ex_basket"] = {"cohort": cohort_name, "queries": queries + [query.to_dict()]}
+
+
+def _release_basket(total: float, ctx: Context) -> None:
+    """Button callback: the saved set as ONE reservation (all of it released and charged, or none)."""
+    st.session_state.pop("ex_basket_error", None)
+    items = _basket_items(_basket(ctx.cohort_name))
+    try:
+        rep = release_report("saved-set", items, total, ctx.cohort, ctx.ledger, ctx.analyst, ctx.mechanism)
+    except (BudgetExceeded, LedgerError, ReleaseError, ReportError, QueryError) as e:
+        detail = getattr(e, "owner_detail", "") if ctx.identity.is_owner else ""
+        st.session_state["ex_basket_error"] = str(e) + (f" (Data owner only: {detail})" if detail else "")
+        st.session_state.pop("ex_basket_result", None)
+        return
+    st.session_state["ex_basket_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "cached": rep.cached,
+                                            "epsilon": rep.epsilon, "remaining": rep.remaining,
+                                            "releases": [rep.releases[it.key].to_dict() for it in items]}
+
+
 st.title("Explore the cohort")
 st.caption(f"{schema.title} · every number below is a differentially private release.")
 left, right = st.columns([1, 2], gap="large")
@@ -73,6 +108,35 @@ with left:
               on_click=_do_release, args=(query, eps, ctx),
               help="Spends the cost shown above from your budget, then shows the result. "
                    "An identical release is shown again for free.")
+    st.button("Add to my report", key="add_report", disabled=query is None, on_click=_add_to_report, args=(query, ctx.cohort_name),
+              help="Collect several statistics and release them together: one charge for all, or none.")
+    basket = _basket(ctx.cohort_name)
+    if basket:
+        with st.expander(f"My report: {len(basket)} statistic{'s' if len(basket) > 1 else ''}, released together",
+                         expanded=True):
+            items = _basket_items(basket)
+            total = st.select_slider("Total ε for the report", options=[0.1, 0.2, 0.5, 1.0, 2.0], value=0.5,
+                                     key="ex_basket_total")
+            st.dataframe([{"statistic": it.title, "ε": round(it.epsilon(total), 4),
+                           "expected 95% accuracy": preview(it.query, schema, it.epsilon(total), ctx.mechanism).words}
+                          for it in items], hide_index=True, width="stretch")
+            why = report_refusal("saved-set", items, total, schema, ctx.ledger, ctx.analyst, ctx.mechanism)
+            if why is not None:
+                st.warning(str(why).replace("Refused: this release", "This report").replace(" Nothing was spent.", ""))
+            b1, b2 = st.columns(2)
+            b1.button("Release my report", key="basket_release", type="primary", disabled=why is not None,
+                      on_click=_release_basket, args=(total, ctx))
+            b2.button("Clear", key="basket_clear", on_click=lambda: st.session_state.pop("ex_basket", None))
+            if "ex_basket_error" in st.session_state:
+                st.error(st.session_state["ex_basket_error"])
+            got = st.session_state.get("ex_basket_result")
+            if got and got["cohort"] == ctx.cohort_name and got["analyst"] == ctx.analyst:
+                st.success(("Stored report shown again: it cost nothing now." if got["cached"] else
+                            f"Report released: ε {got['epsilon']:.3g} charged once; you can still spend "
+                            f"ε {got['remaining']:.3g}."))
+                for k, r in enumerate(got["releases"]):
+                    st.plotly_chart(charts.release_figure(Release.from_dict(r), schema), width="stretch",
+                                    key=f"ex_basket_chart_{k}")
 
 with right:
     if "ex_error" in st.session_state:
