@@ -203,6 +203,7 @@ class BudgetLedger:
     def __init__(self, path: str | os.PathLike, timeout: float = 30.0):
         self.path = Path(path)
         self.timeout = timeout
+        self._releases_cache: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -617,6 +618,10 @@ class BudgetLedger:
     def releases(self, dataset: str) -> list[dict[str, Any]]:
         """Stored releases on the dataset, oldest first, without who asked for them: every analyst
         of the dataset may see them (they are differentially private already)."""
+        top = self._db.execute("SELECT MAX(seq) FROM ledger WHERE kind='result' AND dataset=?", (dataset,)).fetchone()[0]
+        cached = self._releases_cache.get(dataset)
+        if cached is not None and cached[0] == top:    # rows are append-only: same last result, same list
+            return [dict(r) for r in cached[1]]
         out = []
         for ts, key, payload in self._db.execute(
                 "SELECT ts, release_key, payload FROM ledger WHERE kind='result' AND dataset=? ORDER BY seq",
@@ -626,7 +631,8 @@ class BudgetLedger:
                 continue
             p.pop("analyst", None)
             out.append({"ts": ts, "release_key": key, "release": p})
-        return out
+        self._releases_cache[dataset] = (top, out)
+        return [dict(r) for r in out]
 
     def budgets(self) -> list[BudgetState]:
         return [s for d in self.datasets() for s in self.analysts(d)]
