@@ -486,15 +486,20 @@ def _heatmap_figure(release: "Release", schema: Schema | None) -> go.Figure:
     hw = np.full(len(v), float(hw_extra)) if hw_extra is not None else (hi - lo) / 2
     unit, level = _count_unit(release, schema), _level(release.alpha)
     z = shown.reshape(nr, nc)
+    unsure = (v - hw) <= 0                                   # the interval reaches 0: maybe nobody there
     text, custom = [], []
     for r in range(nr):
         trow, crow = [], []
         for c in range(nc):
             i = r * nc + c
-            trow.append("0*" if v[i] < 0 else _count(shown[i]))
+            if unsure[i]:
+                trow.append(f"≤{_count(max(v[i] + hw[i], 0.0))}")
+            else:
+                trow.append(_count(shown[i]))
             h = (f"<b>{_esc(rows[r])} × {_esc(cols[c])}</b><br>Noisy count: {_count(v[i])} {unit}"
                  + (" (below 0 after noise, shown as 0)" if v[i] < 0 else "")
-                 + f"<br>± {_num(hw[i], 1)} ({level} interval)")
+                 + f"<br>± {_num(hw[i], 1)} ({level} interval)"
+                 + ("<br>The interval includes 0: this cell may be empty" if unsure[i] else ""))
             crow.append([v[i], hw[i], h])
         text.append(trow)
         custom.append(crow)
@@ -502,8 +507,12 @@ def _heatmap_figure(release: "Release", schema: Schema | None) -> go.Figure:
         z=z, x=cols, y=rows, text=text, texttemplate="%{text}", textfont=dict(size=FONT_SIZE - 1),
         customdata=custom, hovertemplate="%{customdata[2]}<extra></extra>", colorscale=_HEATMAP_SCALE,
         zmin=0, xgap=1, ygap=1, colorbar=dict(title=dict(text=unit.capitalize(), side="right"), thickness=14)))
+    if unsure.any():   # grey veil over the cells whose interval includes 0
+        fig.add_trace(go.Heatmap(z=np.where(unsure, 1.0, np.nan).reshape(nr, nc), x=cols, y=rows, showscale=False,
+                                 colorscale=[[0, "rgba(200,200,200,0.65)"], [1, "rgba(200,200,200,0.65)"]],
+                                 xgap=1, ygap=1, hoverinfo="skip"))
     q = release.query
-    notes = ["* below 0 after noise, shown as 0" if (v < 0).any() else ""]
+    notes = [f"grey cells (≤N): the {level} interval includes 0, at most N {unit}" if unsure.any() else ""]
     _layout(fig, release.description, _subtitle(release, notes),
             _with_unit(_col_label(schema, q.get("by")), _col_unit(schema, q.get("by"))),
             _with_unit(_col_label(schema, q.get("column")), _col_unit(schema, q.get("column"))))

@@ -181,13 +181,17 @@ def _crosstab(extra=True):
 def test_crosstab_heatmap_shape_and_hover(schema):
     rel, rows, cols = _crosstab()
     fig = charts.release_figure(rel, schema)
-    (hm,) = fig.data
+    hm, veil = fig.data
     assert isinstance(hm, go.Heatmap)
+    unsure = (np.asarray(rel.values) - 7.3) <= 0               # intervals that include 0 are veiled
+    np.testing.assert_array_equal(~np.isnan(np.asarray(veil.z, float)).ravel(), unsure)
+    assert "interval includes 0" in json.dumps(fig.to_plotly_json()["layout"], ensure_ascii=False)
     z = np.asarray(hm.z, float)
     assert z.shape == (len(rows), len(cols))
     assert list(hm.y) == rows and list(hm.x) == cols
     np.testing.assert_allclose(z.ravel(), np.maximum(rel.values, 0))
-    assert hm.text[0][0] == "0*" and hm.text[1][0] == "8"
+    assert hm.text[0][0] == "≤3" and hm.text[0][2] == "≤9" and hm.text[1][0] == "8"   # -4±7.3, 2±7.3, 8±7.3
+    assert "may be empty" in hm.customdata[0][0][2] and "may be empty" not in hm.customdata[1][0][2]
     assert hm.customdata[0][0][0] == -4                     # raw value kept
     assert "± 7.3" in hm.customdata[1][2][2]
     assert fig.layout.yaxis.title.text == "Gleason" and fig.layout.xaxis.title.text == "PSA (ng/mL)"
