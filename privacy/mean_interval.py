@@ -1,7 +1,8 @@
 """A joint (sum, count) confidence interval for a DP mean: test inversion, no Bonferroni boxes.
 
-Released (OpenDP, discrete Laplace on integers): S~ = S + e_s, the sum of the centred values
-quantised to integers at a public resolution, and N~ = N + e_c, the count. For the true
+Released (OpenDP): S~ = S + e_s, the sum of the centred values (discrete Laplace on values
+quantised to integers at a public resolution, or Laplace on a float sum as in the grouped mean's
+Polars measurement), and N~ = N + e_c, the count (discrete Laplace). For the true
 quantised mean m = S / N the pivot S~ - m N~ = e_s - m e_c has a law that depends only on m and
 the two public noise scales. So the set
 
@@ -44,29 +45,41 @@ def _count_pmf(scale: float) -> tuple[np.ndarray, np.ndarray, float]:
     return k, pmf, max(0.0, 1.0 - float(pmf.sum()))
 
 
-def miss_probability(a: np.ndarray, m: np.ndarray, sum_scale: float, count_scale: float) -> np.ndarray:
-    """P(|e_s - m e_c| > a) for each (a, m) pair (an upper bound: the truncated tail is a miss)."""
+def _laplace_cdf(x: np.ndarray, scale: float) -> np.ndarray:
+    """P(e <= x) for a (continuous) Laplace noise with this scale."""
+    x = np.asarray(x, dtype=float)
+    return np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0.0) / scale), 1.0 - 0.5 * np.exp(-np.maximum(x, 0.0) / scale))
+
+
+def miss_probability(a: np.ndarray, m: np.ndarray, sum_scale: float, count_scale: float,
+                     continuous: bool = False) -> np.ndarray:
+    """P(|e_s - m e_c| > a) for each (a, m) pair (an upper bound: the truncated tail is a miss).
+    e_s is discrete Laplace on integers, or a continuous Laplace with `continuous`."""
     k, pmf, tail = _count_pmf(count_scale)
     a = np.asarray(a, dtype=float)[:, None]
     c = np.asarray(m, dtype=float)[:, None] * k[None, :]
-    inside = _dl_cdf(np.floor(c + a), sum_scale) - _dl_cdf(np.ceil(c - a) - 1.0, sum_scale)
+    if continuous:
+        inside = _laplace_cdf(c + a, sum_scale) - _laplace_cdf(c - a, sum_scale)
+    else:
+        inside = _dl_cdf(np.floor(c + a), sum_scale) - _dl_cdf(np.ceil(c - a) - 1.0, sum_scale)
     return 1.0 - (inside * pmf[None, :]).sum(axis=1) + tail
 
 
-def joint_halfwidth(m: np.ndarray, sum_scale: float, count_scale: float, alpha: float) -> np.ndarray:
+def joint_halfwidth(m: np.ndarray, sum_scale: float, count_scale: float, alpha: float,
+                    continuous: bool = False) -> np.ndarray:
     """Smallest a (to 1e-6 relative) with P(|e_s - m e_c| > a) <= alpha, for each m."""
     m = np.abs(np.asarray(m, dtype=float))
     lo = np.zeros_like(m)
     hi = np.full_like(m, sum_scale * math.log(2.0 / alpha) + 1.0)
     hi += m * count_scale * math.log(2.0 / alpha) * 2.0
     while True:          # make sure hi is enough (it nearly always is at once)
-        bad = miss_probability(hi, m, sum_scale, count_scale) > alpha
+        bad = miss_probability(hi, m, sum_scale, count_scale, continuous) > alpha
         if not bad.any():
             break
         hi[bad] *= 2.0
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        ok = miss_probability(mid, m, sum_scale, count_scale) <= alpha
+        ok = miss_probability(mid, m, sum_scale, count_scale, continuous) <= alpha
         hi = np.where(ok, mid, hi)
         lo = np.where(ok, lo, mid)
         if np.all(hi - lo <= 1e-6 * np.maximum(hi, 1.0)):
@@ -75,9 +88,10 @@ def joint_halfwidth(m: np.ndarray, sum_scale: float, count_scale: float, alpha: 
 
 
 @functools.lru_cache(maxsize=256)
-def _grid(H: float, sum_scale: float, count_scale: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def _grid(H: float, sum_scale: float, count_scale: float, alpha: float,
+          continuous: bool = False) -> tuple[np.ndarray, np.ndarray]:
     edges = np.linspace(-H, H, GRID_CELLS + 1)
-    return edges, joint_halfwidth(edges, sum_scale, count_scale, alpha)
+    return edges, joint_halfwidth(edges, sum_scale, count_scale, alpha, continuous)
 
 
 def _kept(edges: np.ndarray, a: np.ndarray, noisy_sum: float, noisy_count: float) -> np.ndarray:
@@ -89,12 +103,12 @@ def _kept(edges: np.ndarray, a: np.ndarray, noisy_sum: float, noisy_count: float
 
 
 def mean_interval(noisy_sum: float, noisy_count: float, H: float, sum_scale: float, count_scale: float,
-                  alpha: float) -> tuple[float, float, float]:
+                  alpha: float, continuous: bool = False) -> tuple[float, float, float]:
     """(estimate, low, high) of the quantised centred mean, all in [-H, H] (integer units).
     The two boundary cells of the coarse grid are refined into REFINE sub-cells each."""
     est = noisy_sum / noisy_count if noisy_count > 0 else 0.0
     est = min(max(est, -H), H)
-    edges, a = _grid(float(H), float(sum_scale), float(count_scale), float(alpha))
+    edges, a = _grid(float(H), float(sum_scale), float(count_scale), float(alpha), continuous)
     keep = _kept(edges, a, noisy_sum, noisy_count)
     if len(keep) == 0:       # nothing fits (a rare noise draw): say nothing rather than something wrong
         return est, -H, H
@@ -109,7 +123,8 @@ def mean_interval(noisy_sum: float, noisy_count: float, H: float, sum_scale: flo
     return min(max(est, lo), hi), lo, hi
 
 
-def typical_halfwidth(n: float, H: float, sum_scale: float, count_scale: float, alpha: float) -> float:
+def typical_halfwidth(n: float, H: float, sum_scale: float, count_scale: float, alpha: float,
+                      continuous: bool = False) -> float:
     """Expected half-width (integer units) for a group of n with |mean| at half the public range:
     a(H/2) / n. For previews; the released interval uses the data's own noisy values."""
-    return float(joint_halfwidth(np.array([H / 2]), sum_scale, count_scale, alpha)[0]) / n
+    return float(joint_halfwidth(np.array([H / 2]), sum_scale, count_scale, alpha, continuous)[0]) / n

@@ -453,15 +453,23 @@ def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, 
         g, v = groups_and_values(cohort)
         return pl.LazyFrame({"g": g, "x": v})
 
+    joint = mechanism == "laplace" and n_sum == "laplace" and n_cnt == "discrete laplace"
+
     def finish(raw, alpha):
+        from privacy.mean_interval import mean_interval
         df = raw.collect().sort("g")
         vals, lo, hi, counts = [], [], [], []
         a_s, a_c = accuracy(s_sum, alpha / 2, n_sum), accuracy(s_cnt, alpha / 2, n_cnt)
         for n, s in zip(df["n"].to_list(), df["s"].to_list()):
             n, s = float(n or 0), float(s or 0.0)
-            est, l, h = ratio_interval(s, n, a_s, a_c, -half, half)
+            if joint:   # per group, the joint (sum, count) interval: >= 1-alpha for each group
+                est, l, h = mean_interval(s, n, half, s_sum, s_cnt, alpha, continuous=True)
+            else:
+                est, l, h = ratio_interval(s, n, a_s, a_c, -half, half)
             vals.append(est + mid); lo.append(l + mid); hi.append(h + mid); counts.append(n)
-        return Outcome(vals, lo, hi, {"noisy_counts": counts, "count_halfwidth": a_c, "sum_halfwidth": a_s})
+        return Outcome(vals, lo, hi, {"noisy_counts": counts, "count_halfwidth": a_c, "sum_halfwidth": a_s,
+                                      "interval": "joint test-inversion interval for (sum, count) per group" if joint
+                                      else "sum and count boxes at alpha/2 each (Bonferroni)"})
 
     def truth(cohort):
         g, v = groups_and_values(cohort)

@@ -255,8 +255,8 @@ def test_grouped_mean_noise_and_coverage(mechanism):
         hits.append((s.ci_low[:, g] <= s.truth[g]) & (s.truth[g] <= s.ci_high[:, g]))
     ok, msg = variance_check(np.concatenate(errs), 1.0, max(f[0] for f in facts))
     assert ok, msg
-    for h, (_, cov) in zip(hits, facts):
-        ok, msg = coverage_check(h, cov)
+    for h, (_, cov) in zip(hits, facts):   # Laplace: the joint interval per group; Gaussian: the boxes
+        ok, msg = band_check(h, 0.95, 0.97) if mechanism == "laplace" else coverage_check(h, cov)
         assert ok, msg
 
 
