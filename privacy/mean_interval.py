@@ -24,6 +24,7 @@ import numpy as np
 
 GRID_CELLS = 400
 REFINE = 100
+A_POINTS = 21      # values of |m| at which a(m) is computed exactly
 TAIL = 1e-12
 
 
@@ -91,7 +92,12 @@ def joint_halfwidth(m: np.ndarray, sum_scale: float, count_scale: float, alpha: 
 def _grid(H: float, sum_scale: float, count_scale: float, alpha: float,
           continuous: bool = False) -> tuple[np.ndarray, np.ndarray]:
     edges = np.linspace(-H, H, GRID_CELLS + 1)
-    return edges, joint_halfwidth(edges, sum_scale, count_scale, alpha, continuous)
+    # a(m) depends on |m| and grows with it: compute it at A_POINTS values of |m| only and give each
+    # edge the value at the next one outward (conservative), ~20x less work than at every edge.
+    steps = np.linspace(0.0, H, A_POINTS)
+    a_steps = joint_halfwidth(steps, sum_scale, count_scale, alpha, continuous)
+    outward = np.minimum(np.ceil(np.abs(edges) / H * (A_POINTS - 1) - 1e-9).astype(int), A_POINTS - 1)
+    return edges, a_steps[outward]
 
 
 def _kept(edges: np.ndarray, a: np.ndarray, noisy_sum: float, noisy_count: float) -> np.ndarray:
