@@ -148,6 +148,17 @@ if analysts:
                    "default", "spent ε": round(a.spent, 4), "can still spend ε": round(a.remaining, 4)}
                   for a in analysts], hide_index=True, width="stretch", key="ledger_analysts")
 
+def _owner_save(action, confirmation) -> None:
+    """Run an owner's ledger change; a bad value is shown, a success confirmed after the rerun."""
+    try:
+        result = action()
+    except ValueError as e:
+        st.error(str(e))
+    else:
+        st.session_state["ledger_flash"] = confirmation(result)
+        st.rerun()
+
+
 st.subheader("Set the cohort budget (data owner)")
 with st.form("dataset_budget_form"):
     total = st.number_input("Total budget for all analysts (ε)", min_value=0.0, max_value=100.0,
@@ -164,15 +175,10 @@ with st.form("dataset_budget_form"):
                                     step=0.1, key="budget_default_allowance")
     note = st.text_input("Note (recorded in the audit trail, shown to analysts)", key="budget_note")
     if st.form_submit_button("Save budget"):
-        try:
-            s = lg.set_dataset_budget(ds, total, delta, accounting, None if whole else default_allow,
-                                      actor=ctx.analyst, note=note)
-        except ValueError as e:
-            st.error(str(e))
-        else:
-            st.session_state["ledger_flash"] = (f"Cohort budget of {ds} set to ε {s.total:g}, δ {s.delta_total:.2g} "
-                                                f"({s.accounting} accounting); ε {s.spent:.3g} spent so far.")
-            st.rerun()
+        _owner_save(lambda: lg.set_dataset_budget(ds, total, delta, accounting, None if whole else default_allow,
+                                                  actor=ctx.analyst, note=note),
+                    lambda s: f"Cohort budget of {ds} set to ε {s.total:g}, δ {s.delta_total:.2g} "
+                              f"({s.accounting} accounting); ε {s.spent:.3g} spent so far.")
 
 st.subheader("Set an analyst's allowance (data owner)")
 with st.form("allowance_form"):
@@ -181,14 +187,8 @@ with st.form("allowance_form"):
                              value=float(me.total), step=0.5, key="allow_total")
     anote = st.text_input("Note (recorded in the audit trail)", key="allow_note")
     if st.form_submit_button("Save allowance"):
-        try:
-            a = lg.set_allowance(ds, analyst.strip(), amount, actor=ctx.analyst, note=anote)
-        except ValueError as e:
-            st.error(str(e))
-        else:
-            st.session_state["ledger_flash"] = (f"Allowance of {a.analyst} on {ds} set to ε {a.total:g} "
-                                                f"(spent {a.spent:.3g}).")
-            st.rerun()
+        _owner_save(lambda: lg.set_allowance(ds, analyst.strip(), amount, actor=ctx.analyst, note=anote),
+                    lambda a: f"Allowance of {a.analyst} on {ds} set to ε {a.total:g} (spent {a.spent:.3g}).")
 
 problems = lg.verify()
 if problems:
