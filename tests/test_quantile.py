@@ -1,4 +1,4 @@
-"""Quantile release: cell map, interval logic, union-bound threshold, cost, fallback, preview (fast).
+"""Quantile release: cell map, interval logic, exact per-cell thresholds, cost, fallback, preview (fast).
 
 The statistical behaviour under real noise (coverage, widths, noise scale) is in test_stats.py.
 """
@@ -13,8 +13,8 @@ import pytest
 
 from data.prepare import prepare
 from privacy.measurements import build_plan
-from privacy.quantile import (_dl_logmgf, cell_codes, dl_variance, isotonic, quantile_from_counts,
-                              rank_threshold, union_tail, z_std)
+from privacy.quantile import (DiscreteLaplaceSums, cell_codes, dl_variance, isotonic, quantile_from_counts,
+                              rank_threshold, rank_thresholds, z_std)
 from privacy.queries import QuantileQuery, Where
 from privacy.release import epsilon_for_error, preview, release
 from tests.conftest import toy_frame, toy_schema
@@ -54,9 +54,8 @@ DATASETS = {
 @pytest.mark.parametrize("name", list(DATASETS))
 @pytest.mark.parametrize("q", [0.1, 0.5, 0.9])
 def test_noise_free_interval_brackets_every_sample_quantile(name, q):
-    """With the noise bound met exactly (Z = 0, T = 0) the interval brackets every usual sample
-    quantile definition, the point is a candidate inside it, and it is at most one cell wide
-    around the truth (plus the margins)."""
+    """With no noise (Z = 0, t = 0) the interval brackets every usual sample quantile definition
+    and the point is a candidate inside it."""
     x = DATASETS[name]
     cands = np.array([i * 10 / 200 for i in range(201)])
     point, lo, hi = quantile_from_counts(_exact_counts(x, cands), cands, q, 0.0, 0.0, 10.0)
@@ -67,7 +66,8 @@ def test_noise_free_interval_brackets_every_sample_quantile(name, q):
 
 
 def test_interval_survives_noise_up_to_the_threshold():
-    """Adversarial noise with every |Z_j| <= T never breaks coverage: the guarantee's event."""
+    """Adversarial noise with every |Z_j| <= t never breaks coverage: the guarantee's event
+    (only the two edges of the truth's cell matter, but no Z_j may pass t here)."""
     rng = np.random.default_rng(5)
     cands = np.array([i * 10 / 200 for i in range(201)])
     x = np.round(rng.uniform(0, 10, 1000), 1)
@@ -107,44 +107,62 @@ def test_isotonic_is_the_monotone_least_squares_fit():
     assert np.allclose(isotonic([3, 1, 2]), [2, 2, 2])
 
 
-# -------------------------------------------------------------------- union-bound threshold
-def test_discrete_laplace_mgf_and_variance():
-    for s in (0.3, 1.0, 7.0):
-        p = math.exp(-1 / s)
-        k = np.arange(-2000, 2001)
-        pmf = (1 - p) / (1 + p) * p ** np.abs(k)
-        assert dl_variance(s) == pytest.approx(float(np.sum(k ** 2 * pmf)), rel=1e-9)
-        log_pmf = math.log((1 - p) / (1 + p)) - np.abs(k) / s
-        for u in (0.1 / s, 0.5 / s, 0.9 / s):
-            want = math.log(np.sum(np.exp(u * k + log_pmf)))
-            assert float(_dl_logmgf(np.array(u), s)) == pytest.approx(want, rel=1e-7)
-
-
-def test_chernoff_union_bound_is_valid_against_exact_tails():
-    """For q = 0.5 every Z_j has the law of S/2, S a sum of K+1 discrete Laplace: exact by
-    convolution. The bound must not be below the exact union sum; nor be absurdly loose."""
-    s, k, q = 1.0, 20, 0.5
+# ----------------------------------------------------------------- exact per-cell thresholds
+def _dl_pmf(s: float, half: int) -> tuple[np.ndarray, np.ndarray]:
     p = math.exp(-1 / s)
-    sup = np.arange(-60, 61)
-    one = (1 - p) / (1 + p) * p ** np.abs(sup)
-    law = np.array([1.0])
-    for _ in range(k + 1):
-        law = np.convolve(law, one)
-    vals = np.arange(len(law)) - (len(law) - 1) // 2
-    for t in (5.0, 10.0, 15.0):
-        exact = k * float(law[vals / 2 > t].sum())
-        bound = union_tail(t, s, k, q)
-        assert exact <= bound <= 20 * exact + 1e-12, (t, exact, bound)
+    k = np.arange(-half, half + 1)
+    return k, (1 - p) / (1 + p) * p ** np.abs(k)
+
+
+def test_discrete_laplace_sums_match_convolution():
+    for s, m in ((0.4, 1), (1.0, 7), (3.0, 30)):
+        k, one = _dl_pmf(s, 400)
+        assert dl_variance(s) == pytest.approx(float(np.sum(k ** 2 * one)), rel=1e-9)
+        law = one
+        for _ in range(m - 1):
+            law = np.convolve(law, one)
+        vals = np.arange(len(law)) - (len(law) - 1) // 2
+        sums = DiscreteLaplaceSums(s, m)
+        got = dict(zip(sums.support.tolist(), sums.pmf(m)))
+        for v in range(-15, 16):
+            assert got[v] == pytest.approx(float(law[vals == v][0]), rel=1e-9, abs=1e-15)
+        assert sums.pmf(m).sum() == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("q", [0.5, 0.3, 0.9])
+def test_thresholds_are_the_exact_upper_points(q):
+    """Brute force: Z_j's law by convolving its K+1 scaled discrete Laplace terms on a 1/10 lattice
+    (q in tenths); t_j is the smallest t (0.01 resolution) with P(Z_j > t) <= alpha/2."""
+    s, k, alpha = 1.3, 12, 0.05
+    ts = rank_thresholds(s, k, q, alpha)
+    assert not ts.flags.writeable and ts.shape == (k,)
+    sup, one = _dl_pmf(s, 80)
+    a, b = int(round(10 * (1 - q))), int(round(10 * q))     # 10 Z_j = a * (j draws) - b * (K+1-j draws)
+    for j in (1, k // 2, k):
+        law = np.array([1.0])
+        for w, n in ((a, j), (b, k + 1 - j)):
+            step = np.zeros(w * (len(sup) - 1) + 1)
+            step[::w] = one
+            for _ in range(n):
+                law = np.convolve(law, step)
+        vals = (np.arange(len(law)) - (len(law) - 1) / 2) / 10
+        def tail(t):
+            return float(law[vals > t + 1e-12].sum())
+        t = ts[j - 1]
+        assert tail(t) <= alpha / 2 < tail(t - 0.011), (j, t, tail(t), tail(t - 0.011))
 
 
 def test_rank_threshold_properties():
     t = rank_threshold(1.0, 201, 0.5, 0.05)
-    assert union_tail(t, 1.0, 201, 0.5) <= 0.025 < union_tail(t - 0.02, 1.0, 201, 0.5)
-    assert 30 < t < 50                                 # ~4.3 sd of the rank noise (sd ~9.7)
+    sd = math.sqrt(dl_variance(1.0) * 202 / 4)
+    assert 1.9 * sd < t < 2.05 * sd                     # ~1.96 sd of the rank noise (sd ~9.7)
     assert rank_threshold(10.0, 201, 0.5, 0.05) == pytest.approx(10 * t, rel=0.05)
     assert rank_threshold(1.0, 201, 0.5, 0.01) > t > rank_threshold(1.0, 201, 0.5, 0.2)
     assert rank_threshold(1.0, 2001, 0.5, 0.05) > t > rank_threshold(1.0, 21, 0.5, 0.05)
-    assert z_std(1.0, 201, 0.5) == pytest.approx(np.full(201, math.sqrt(dl_variance(1.0) * 202 / 4)))
+    assert z_std(1.0, 201, 0.5) == pytest.approx(np.full(201, sd))
+    ts = rank_thresholds(1.0, 201, 0.1, 0.05)         # grows with the variance of Z_j
+    assert np.all(np.abs(ts / z_std(1.0, 201, 0.1) - 1.96) < 0.1)
+    assert rank_threshold(0.01, 201, 0.3, 0.05) == 0.0  # negligible noise: no slack
 
 
 # ------------------------------------------------------------------------------------ plan
@@ -209,7 +227,7 @@ def test_preview_is_data_free_and_in_ranks():
     sch = toy_schema()
     p = preview(QuantileQuery(column="x"), sch, 1.0)
     assert p.epsilon == pytest.approx(1.0) and p.delta == 0.0
-    assert p.detail["unit"] == "ranks" and p.halfwidth == pytest.approx(p.detail["rank_threshold"] + 2)
+    assert p.detail["unit"] == "ranks" and p.halfwidth == pytest.approx(p.detail["rank_threshold"] + 1)
     assert "ranks of the true median" in p.words and "percentile" in p.words
     lo, hi = p.detail["level_range_by_n"][1000]
     assert lo < 0.5 < hi

@@ -29,7 +29,7 @@ from data.prepare import prepare
 from data.schema import schema_from_dict
 from privacy.accuracy import accuracy
 from privacy.measurements import build_plan
-from privacy.quantile import rank_threshold, z_std
+from privacy.quantile import quantile_from_counts, rank_threshold, rank_thresholds, z_std
 from privacy.queries import CountQuery, GroupedMeanQuery, HistogramQuery, MeanQuery, QuantileQuery
 from privacy.release import preview
 from privacy.simulate import simulate
@@ -269,24 +269,33 @@ def _ranks(values: np.ndarray, x_sorted: np.ndarray, q: float) -> np.ndarray:
     return np.searchsorted(x_sorted, values, side="right") - q * len(x_sorted)
 
 
-def test_quantile_cell_noise_and_union_bound():
+def test_quantile_cell_noise_and_thresholds():
     """The quantile's one OpenDP measurement: cell-count noise is exactly discrete Laplace at the
-    reported scale, and the union bound behind the interval holds: P(max_j |Z_j| > T) <= alpha."""
+    reported scale, and the per-cell thresholds hold: P(Z_j > t_j) <= alpha/2 at every candidate
+    (pooled over candidates: mean exceedance at most alpha/2; a threshold 20% lower fails)."""
     plan = build_plan(QUANTILE, toy().schema, EPS, "laplace")
     data = plan.make_input(toy())
     k = len(toy().schema.column("x").quantile_candidates)
     true = np.bincount(data, minlength=k + 1).astype(float)
     noise, scale = plan.noise["counts"]
-    raws = np.array([plan.measurement(data) for _ in range(400)], dtype=float)
+    raws = np.array([plan.measurement(data) for _ in range(2000)], dtype=float)
     ok, msg = variance_check(raws - true, *moments(noise, scale))
     assert ok, msg
-    q = QUANTILE.q
-    cum = np.cumsum(raws - true, axis=1)
-    zj = cum[:, :-1] - q * cum[:, -1:]                    # Z_j = D~(c_j) - D(c_j)
-    assert zj.std(axis=0) == pytest.approx(z_std(scale, k, q), rel=0.25)
-    t = rank_threshold(scale, k, q, ALPHA)
-    over = float(np.mean(np.abs(zj).max(axis=1) > t))
-    assert over <= ALPHA + Z * math.sqrt(ALPHA * (1 - ALPHA) / len(raws)), f"P(max|Z| > T) = {over}"
+    for q in (0.5, 0.1):
+        cum = np.cumsum(raws - true, axis=1)
+        zj = cum[:, :-1] - q * cum[:, -1:]                    # Z_j = D~(c_j) - D(c_j)
+        assert zj.std(axis=0) == pytest.approx(z_std(scale, k, q), rel=0.25)
+        t = rank_thresholds(scale, k, q, ALPHA)
+        # per draw, the share of the K (correlated) candidates where Z_j > t_j; its mean over the
+        # independent draws is within Z standard errors (estimated from the draws) of its expectation
+        for f, expect_ok in ((1.0, True), (0.8, False)):     # power: thresholds 20% lower fail
+            over = (zj > f * t).mean(axis=1)
+            tol = Z * float(over.std(ddof=1)) / math.sqrt(len(over))
+            assert (float(over.mean()) <= ALPHA / 2 + tol) == expect_ok, (q, f, float(over.mean()), tol)
+
+
+def _quantile_reach(s, x, q):
+    return _ranks(s.ci_high[:, 0], x, q), -_ranks(s.ci_low[:, 0], x, q)
 
 
 @pytest.mark.parametrize("q,draws", [(0.5, 2000), (0.1, 1000)])
@@ -299,18 +308,17 @@ def test_quantile_coverage_width_and_rank_error(q, draws):
     cov = float(np.mean((s.ci_low[:, 0] <= truth) & (truth <= s.ci_high[:, 0])))
     assert cov >= 0.95 - Z * math.sqrt(0.95 * 0.05 / s.values.shape[0]), cov
     assert np.all(s.ci_low <= s.values) and np.all(s.values <= s.ci_high)
-    # not uselessly wide: the endpoints sit about T + 2 ranks out (first crossing of the noisy
-    # rank curve), give or take one sd of the noise and one grid cell of data
+    # not uselessly wide: each endpoint sits about t ranks out (where the noisy rank curve leaves
+    # the band +/- t), give or take one sd of the noise and one grid cell of data
     cands = np.asarray(toy().schema.column("x").quantile_candidates)
     k = len(cands)
     scale = s.noise["counts"]["scale"]
     t = rank_threshold(scale, k, q, ALPHA)
     sd = float(z_std(scale, k, q).max())
     cell = float(np.diff(np.searchsorted(x, cands, side="right")).max())
-    up, down = _ranks(s.ci_high[:, 0], x, q), -_ranks(s.ci_low[:, 0], x, q)
-    for reach in (up, down):
+    for reach in _quantile_reach(s, x, q):
         m = float(reach.mean())
-        assert t + 2 - sd - cell <= m <= t + 2 + sd + cell, (m, t, sd, cell)
+        assert t - sd - cell <= m <= t + sd + cell, (m, t, sd, cell)
     if draws < 2000:
         return
     # the point's rank error: noise of the rank curve at the truth plus rounding to the grid
@@ -322,6 +330,58 @@ def test_quantile_coverage_width_and_rank_error(q, draws):
     # 3.2 used) plus a 5% allowance for the monotone fit and the grid rounding model
     tol = Z * math.sqrt(2.2 / len(rank_err)) + 0.05
     assert abs(ratio - 1) <= tol, (ratio, tol)
+    # the figure the issue tracks: interval half-width over the empirical 95% rank error
+    half = float(np.median((up := _quantile_reach(s, x, q))[0] + up[1]) / 2)
+    assert half / float(np.quantile(np.abs(rank_err), 0.95)) < 1.6
+
+
+def _hard_quantile_frame(kind: str, q: float) -> pd.DataFrame:
+    """Data whose q-quantile falls in an EMPTY cell of the candidate grid between two heaps: the
+    rank curve is flat (D = 0) at both edges of the truth's cell, the case the test is exact for
+    (a wider gap leaves several candidate cells alive and covers more)."""
+    cands = np.asarray(toy_schema().column("x").quantile_candidates)
+    step, c = float(cands[1] - cands[0]), float(cands[100])
+    n, below = 1000, int(round(q * 1000))
+    if kind == "adjacent heaps":
+        x = np.r_[np.full(below, c), np.full(n - below, c + 1.05 * step)]
+    elif kind == "ties on the grid":     # values heaped on grid points, one empty cell at the truth
+        rng = np.random.default_rng(3)
+        x = np.r_[c - step * rng.integers(0, 40, below), c + step * (1.05 + rng.integers(0, 40, n - below))]
+    else:                                # a tiny group of 9, the median in an empty cell
+        x = np.array([1.0, 2.0, 3.0, 4.0, c, c + 1.05 * step, 8.0, 9.0, 9.5])
+    return pd.DataFrame({"pid": np.arange(len(x)), "g": ["6"] * len(x), "x": x,
+                         "d": pd.Timestamp("2020-06-01")})
+
+
+@pytest.mark.parametrize("kind,q", [("adjacent heaps", 0.5), ("adjacent heaps", 0.2),
+                                    ("ties on the grid", 0.5), ("tiny group", 0.5)])
+def test_quantile_interval_covers_hard_data_at_95(kind, q):
+    """On data built to be hard the interval covers 94-97% (Z sd): honest for any data, and no
+    longer ~100% (the union bound's slack is gone); the same check fails for thresholds 50% wider
+    and 30% narrower. A tiny group (its rank curve steep) only needs >= 95%."""
+    frame = _hard_quantile_frame(kind, q)
+    cohort = prepare(frame, toy_schema())
+    query = QuantileQuery(column="x", q=q)
+    plan = build_plan(query, cohort.schema, EPS, "laplace")
+    truth = plan.truth(cohort)[0]
+    assert truth == pytest.approx(float(np.quantile(frame["x"], q)))
+    data = plan.make_input(cohort)
+    raws = [plan.measurement(data) for _ in range(4000)]
+    col = cohort.schema.column("x")
+    cands = np.asarray(col.quantile_candidates)
+    t = rank_thresholds(plan.noise["counts"][1], len(cands), q, ALPHA)
+
+    def hits(outs):
+        return np.array([lo <= truth <= hi for lo, hi in outs])
+
+    released = hits((o.ci_low[0], o.ci_high[0]) for o in (plan.finish(r, ALPHA) for r in raws))
+    lo, hi = (0.94, 0.97) if kind != "tiny group" else (0.95, 1.0)
+    ok, msg = band_check(released, lo, hi)
+    assert ok, msg
+    if kind != "tiny group":
+        for f in (1.5, 0.7):
+            other = hits(quantile_from_counts(r, cands, q, f * t, col.lower, col.upper)[1:] for r in raws)
+            assert not band_check(other, lo, hi)[0], f
 
 
 # --------------------------------------------------------------------------- DP Wizard anchor
