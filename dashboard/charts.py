@@ -188,8 +188,8 @@ def _count_unit(release: "Release", schema: Schema | None = None) -> str:
     """What a count counts: patients (one row per patient) or rows. Without a schema only a
     plain count says which; other counts fall back to 'rows', which is always literally true."""
     if schema is not None:
-        return "patients" if schema.max_rows_per_unit == 1 else "rows"
-    if release.query.get("stat") == "count" and release.labels and release.labels[0] in ("patients", "rows"):
+        return schema.rows_word
+    if release.query.get("stat") == "count" and len(release.labels) == 1:
         return release.labels[0]
     return "rows"
 
@@ -455,7 +455,7 @@ def _uninformative(release: "Release", schema: Schema | None = None) -> list[boo
 
 
 def not_enough_words(release: "Release", schema: Schema | None = None) -> str:
-    who = "patients" if schema is not None and schema.max_rows_per_unit == 1 else "records"
+    who = schema.rows_word if schema is not None else "records"
     return f"not enough {who} to estimate"
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 from data.schema import Schema
 from privacy.queries import Query, QueryError, make_query
 from privacy.release import epsilon_for_error, preview
+from privacy.words import reference_size
 
 STAT_LABELS = {
     "histogram": "Distribution (histogram)",
@@ -82,19 +83,22 @@ def epsilon_chooser(query: Query | None, schema: Schema, mechanism: str, prefix:
         return st.select_slider("ε (log scale)", options=EPS_GRID, value=0.5, key=f"{prefix}_eps", help=HELP_EPS)
     if query is None:
         return None
-    unit = "patients" if schema.max_rows_per_unit == 1 else "rows"
+    rows, ref = schema.rows_word, reference_size(schema)
+    per_rank = 1.0
     if query.stat in ("count", "histogram", "crosstab"):
-        label = f"Each count within ± how many {unit}?"
+        label = f"Each count within ± how many {rows}?"
         default = 10.0
     elif query.stat in ("mean", "grouped-mean"):
-        label = "Mean within ± (for a group of 1,000 patients)"
+        unit = schema.column(query.column).unit
+        label = f"Mean within ±{' (' + unit + ')' if unit else ''}, for a group of {ref:,} {rows}"
         default = 1.0
-    else:   # quantile, grouped quantile
-        label = "Released quantile within ± how many patients' ranks?"
-        default = 50.0
+    else:   # quantile, grouped quantile: percentiles of a group of the reference size -> ranks
+        label = f"Within ± how many percentiles, for a group of {ref:,} {rows}?"
+        default = 5.0
+        per_rank = ref / 100.0
     target = st.number_input(label, min_value=0.0001, value=default, key=f"{prefix}_target")
     try:
-        eps = epsilon_for_error(query, schema, float(target), mechanism)
+        eps = epsilon_for_error(query, schema, float(target) * per_rank, mechanism)
     except (ValueError, QueryError) as e:
         st.error(f"Cannot reach that accuracy: {e}")
         return None

@@ -117,6 +117,15 @@ class Schema:
     description: str = ""
     source: str = ""
     confirmed: bool = True
+    row_noun: str = ""                         # what one row is ("exam"); "" = "patient" / "row"
+    group_sizes: tuple[int, int] | None = None  # public typical group size range, for accuracy words
+
+    @property
+    def rows_word(self) -> str:
+        """Plural noun for counted rows: 'patients' when one row is one patient, else e.g. 'exams'."""
+        if self.row_noun:
+            return self.row_noun if self.row_noun.endswith("s") else self.row_noun + "s"
+        return "patients" if self.max_rows_per_unit == 1 else "rows"
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -246,6 +255,14 @@ def validate_schema(s: Schema) -> Schema:
     b = _finite(s.default_budget, "default_budget")
     if b <= 0:
         raise SchemaError("default_budget must be positive")
+    if s.group_sizes is not None:
+        g = s.group_sizes
+        if (len(g) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in g)
+                or not 1 <= g[0] <= g[1]):
+            raise SchemaError(f"group_sizes must be two whole numbers [smallest, largest] with "
+                              f"1 <= smallest <= largest, got {list(g)!r}")
+    if s.row_noun and not s.row_noun.replace(" ", "").isalpha():
+        raise SchemaError(f"row_noun must be a plain word such as 'exam', got {s.row_noun!r}")
     for c in s.columns:
         validate_column(c)
     return s
@@ -316,10 +333,20 @@ def schema_from_dict(d: dict[str, Any]) -> Schema:
             description=str(ds.get("description", "")),
             source=str(ds.get("source", "")),
             confirmed=bool(ds.get("confirmed", True)),
+            row_noun=str(ds.get("row_noun", "")).strip(),
+            group_sizes=_group_sizes(ds.get("group_sizes")),
         )
     except TypeError as e:  # pragma: no cover - defensive
         raise SchemaError(str(e)) from None
     return validate_schema(s)
+
+
+def _group_sizes(v: Any) -> tuple[int, int] | None:
+    if v is None:
+        return None
+    if not isinstance(v, (list, tuple)):
+        raise SchemaError(f"group_sizes must be a list of two whole numbers, got {v!r}")
+    return tuple(v)  # type: ignore[return-value]  (checked in validate_schema)
 
 
 def _category_str(v: Any) -> str:
@@ -363,6 +390,10 @@ def schema_to_toml(s: Schema) -> str:
                  ("max_rows_per_unit", s.max_rows_per_unit), ("max_rows", s.max_rows),
                  ("default_budget", s.default_budget), ("confirmed", s.confirmed)]:
         lines.append(f"{k} = {q(v)}")
+    if s.row_noun:
+        lines.append(f"row_noun = {q(s.row_noun)}")
+    if s.group_sizes is not None:
+        lines.append(f"group_sizes = {q(list(s.group_sizes))}")
     for c in s.columns:
         lines += ["", f"[columns.{q(c.name)}]", f"kind = {q(c.kind)}"]
         for k in ("label", "unit", "description"):

@@ -131,7 +131,7 @@ def _default(q: HistogramQuery) -> bool:
 
 
 def _unit(schema) -> str:
-    return "patients" if schema.max_rows_per_unit == 1 else "rows"
+    return schema.rows_word
 
 
 # ------------------------------------------------------------------- the law of a sum of noises

@@ -22,6 +22,7 @@ import numpy as np
 
 from data.prepare import PreparedCohort, date_to_day
 from data.schema import CategoricalColumn, DateColumn, NumericColumn, Schema
+from privacy import words
 from privacy.accuracy import accuracy, ratio_interval
 from privacy.calibrate import DEFAULT_DELTA, calibrate
 from privacy.opendp_runtime import dp
@@ -207,10 +208,11 @@ def _counts_plan(query: Query, schema: Schema, epsilon: float, mechanism: str, d
         c = make_input(cohort)
         return np.bincount(c[(c >= 0) & (c < n_cats)], minlength=n_cats).astype(float).tolist()
 
+    what = {"histogram": "each bar", "crosstab": "each cell"}.get(query.stat, "each count")
+
     def preview(alpha: float) -> dict:
         a = accuracy(scale, alpha, noise)
-        return {"kind": "counts", "halfwidth": a, "unit": "rows" if d_in > 1 else "patients",
-                "words": f"each count within ±{a:,.1f} {'rows' if d_in > 1 else 'patients'}"}
+        return {"kind": "counts", "halfwidth": a, "unit": schema.rows_word, "words": words.counts(a, schema, what)}
 
     return Plan(query, schema, epsilon, mechanism, delta, m, d_in, cost, labels, {"counts": (noise, scale)},
                 make_input, finish, truth, preview, extra or {})
@@ -219,7 +221,7 @@ def _counts_plan(query: Query, schema: Schema, epsilon: float, mechanism: str, d
 def _count_plan(q: CountQuery, schema, epsilon, mechanism, delta) -> Plan:
     """Number of rows (optionally in one public category): OpenDP count + noise, one value."""
     d_in = schema.max_rows_per_unit
-    unit = "rows" if d_in > 1 else "patients"
+    unit = schema.rows_word
 
     def build(scale: float):
         return _int_space() >> dp.t.then_count(TO=dp.i32) >> _then_noise(mechanism, scale)
@@ -242,7 +244,7 @@ def _count_plan(q: CountQuery, schema, epsilon, mechanism, delta) -> Plan:
 
     def preview(alpha: float) -> dict:
         a = accuracy(scale, alpha, noise)
-        return {"kind": "counts", "halfwidth": a, "unit": unit, "words": f"the count within ±{a:,.1f} {unit}"}
+        return {"kind": "counts", "halfwidth": a, "unit": unit, "words": words.counts(a, schema, "the count")}
 
     return Plan(q, schema, epsilon, mechanism, delta, m, d_in, cost, [unit], {"counts": (noise, scale)},
                 make_input, finish, truth, preview)
@@ -386,25 +388,24 @@ def _mean_plan(q: MeanQuery, schema: Schema, epsilon, mechanism, delta) -> Plan:
             a_s, a_c = typical_halfwidth(1.0, H, s_sum, s_cnt, alpha) / factor, 0.0
         else:
             a_s, a_c = accuracy(s_sum, alpha / 2, n_sum) / factor, accuracy(s_cnt, alpha / 2, n_cnt)
-        return _mean_preview(a_s, a_c, col)
+        return _mean_preview(a_s, a_c, col, schema)
 
     return Plan(q, schema, epsilon, mechanism, delta, m, d_in, cost, [schema.label(q.column)],
                 {"sum": (n_sum, s_sum), "count": (n_cnt, s_cnt)}, make_input, finish, truth, preview,
                 {"centre": mid, "sum_unit": 1 / factor})
 
 
-def _mean_preview(a_s: float, a_c: float, col: NumericColumn) -> dict:
-    """Half-width of the mean for a few group sizes; the true size is private, so we show several."""
-    by_n = {}
-    for n in (100, 1_000, 10_000, 100_000):
-        by_n[n] = a_s / (n - a_c) if n > a_c else math.inf
-    unit = f" {col.unit}" if col.unit else ""
-    n1k = by_n[1_000]
-    words = (f"for a group of 1,000 patients the mean is within about ±{n1k:.3g}{unit}; "
-             f"for 100 patients ±{by_n[100]:.3g}{unit}" if math.isfinite(n1k) else
-             "too little budget: the mean would be within its public bounds only")
+def _mean_preview(a_s: float, a_c: float, col: NumericColumn, schema: Schema) -> dict:
+    """Half-width of the mean for a few group sizes; the true size is private, so the words name
+    the owner's declared typical sizes (else 100 / 1,000 / 10,000). `halfwidth` is at the
+    reference size (what a target accuracy refers to)."""
+    def at(n: float) -> float:
+        return a_s / (n - a_c) if n > a_c else math.inf
+
+    ref = words.reference_size(schema)
+    by_n = {n: at(n) for n in sorted({100, 1_000, 10_000, 100_000, ref, *words.sizes(schema)})}
     return {"kind": "mean", "sum_halfwidth": a_s, "count_halfwidth": a_c, "halfwidth_by_n": by_n,
-            "halfwidth": n1k, "words": words}
+            "halfwidth": by_n[ref], "reference_size": ref, "words": words.mean(at, col.unit, schema)}
 
 
 # ------------------------------------------------------------------------------ grouped mean
@@ -480,8 +481,8 @@ def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, 
 
     def preview(alpha):
         a_s, a_c = accuracy(s_sum, alpha / 2, n_sum), accuracy(s_cnt, alpha / 2, n_cnt)
-        p = _mean_preview(a_s, a_c, col)
-        p["words"] = "per group: " + p["words"]
+        p = _mean_preview(a_s, a_c, col, schema)
+        p["words"] = "in each group, " + p["words"]
         return p
 
     return Plan(q, schema, epsilon, mechanism, delta, m, d_in, cost, labels,

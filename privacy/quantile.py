@@ -44,6 +44,7 @@ import math
 
 import numpy as np
 
+from privacy import words
 from privacy.calibrate import calibrate
 from privacy.opendp_runtime import dp
 from privacy.queries import GroupedQuantileQuery, QuantileQuery
@@ -213,12 +214,6 @@ def _grid_step(cands: np.ndarray) -> float:
     return float(np.max(np.diff(cands))) if len(cands) > 1 else 0.0
 
 
-def _ordinal(p: float) -> str:
-    n = int(round(p))
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
 # ------------------------------------------------------------------------------------ plan
 def _quantile_plan(q, schema, epsilon, mechanism, delta):
     """One quantile (QuantileQuery) or one per public category of `by` (GroupedQuantileQuery).
@@ -284,7 +279,6 @@ def _quantile_plan(q, schema, epsilon, mechanism, delta):
         return [float(np.quantile(x, level)) if len(x) else float("nan") for x in values(cohort)]
 
     name = "median" if level == 0.5 else f"{level:.0%} quantile"
-    who = "patients'" if d_in == 1 else "rows'"
     unit = f" {col.unit}" if col.unit else ""
     step = _grid_step(cands)
     if k < 2:
@@ -296,17 +290,14 @@ def _quantile_plan(q, schema, epsilon, mechanism, delta):
     def preview(alpha: float) -> dict:
         t = rank_threshold(scale, k, level, float(alpha))
         typical = 2.0 * float(np.median(z_std(scale, k, level)))
-        r = t + 1.0
+        r = t + 1.0                                  # the interval's reach in ranks (see finish)
         by_n = {n: (max(0.0, level - r / n), min(1.0, level + r / n)) for n in (100, 1_000, 10_000, 100_000)}
-        lo1k, hi1k = by_n[1_000]
-        conf = f"{1 - alpha:.0%}"
-        words = (("in each group (all groups for the price of one) " if grouped else "")
-                 + f"the released {name} lies within ±{t:,.0f} {who} ranks of the true {name} ({conf}; typically "
-                 f"±{typical:,.0f}), rounded {grid}; its {conf} interval reaches "
-                 f"about ±{r:,.0f} ranks: for a group of 1,000 roughly the {_ordinal(100 * lo1k)} to the "
-                 f"{_ordinal(100 * hi1k)} percentile")
+        text = words.quantile(name, schema.label(q.column), r, col.lower, col.upper, col.unit, grid, schema)
+        if grouped:
+            text = "in each group (all groups for the price of one), " + text
         return {"kind": "quantile", "halfwidth": r, "unit": "ranks", "rank_threshold": t,
-                "typical_rank_error": typical, "level_range_by_n": by_n, "grid_step": step, "words": words}
+                "typical_rank_error": typical, "level_range_by_n": by_n, "grid_step": step, "words": text,
+                "reference_size": words.reference_size(schema)}
 
     extra = {"method": "noisy cumulative histogram over the public candidates (one OpenDP measurement"
                        + (" over group x candidate cells: groups compose in parallel" if grouped else "")

@@ -211,13 +211,14 @@ def test_human_output_and_preview(tmp_path, toy_files, capsys):
                      "--json")
     p = json.loads(out)
     assert rc == 0 and p["epsilon"] == pytest.approx(1.0) and p["halfwidth"] == pytest.approx(3.2, abs=0.3)
-    assert "each count within" in p["words"]
+    assert "each bar within ±4 patients" in p["words"]
     rc, out, _ = cli(capsys, "preview", *src(toy_files), "--stat", "histogram", "--column", "g",
                      "--target-error", "10", "--json")
     p = json.loads(out)
     assert rc == 0 and p["halfwidth"] <= 10 and 0.1 < p["epsilon"] < 1
     rc, out, _ = cli(capsys, "preview", *src(toy_files), "--stat", "mean", "--column", "x", "--epsilon", "0.5")
-    assert rc == 0 and "costs epsilon 0.5" in out and "Expected 95% error: for a group of 1,000" in out
+    assert rc == 0 and "costs epsilon 0.5" in out and "Expected 95% error: the mean within about" in out
+    assert "ng/mL for 1,000 patients" in out
     assert len(ledger_rows(led)) == 3                   # previews spent nothing
 
 

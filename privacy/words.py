@@ -1,0 +1,89 @@
+"""Accuracy in clinical words: what the 95% error of a release means for this cohort and unit.
+
+Public only: the words use the noise scale's accuracy, the column's public bounds, unit and grid,
+and the schema's public row noun and typical group sizes (`group_sizes`, declared by the owner).
+They never use the data (the true group size is private), so where the error depends on a
+group's size they name sizes: the declared range, else a short list.
+"""
+from __future__ import annotations
+
+import math
+
+DEFAULT_SIZES = (100, 1_000, 10_000)
+
+
+def sizes(schema) -> tuple[int, ...]:
+    """Group sizes the words are given for: the owner's declared range, else 100 / 1,000 / 10,000."""
+    g = getattr(schema, "group_sizes", None)
+    return tuple(dict.fromkeys(g)) if g else DEFAULT_SIZES
+
+
+def reference_size(schema) -> int:
+    """The one group size a target accuracy refers to: the smallest declared, else 1,000."""
+    g = getattr(schema, "group_sizes", None)
+    return int(g[0]) if g else 1_000
+
+
+def whole(a: float) -> str:
+    """A count's half-width as a whole number, rounded up (never claims more accuracy)."""
+    return f"{math.ceil(a - 1e-9):,}" if math.isfinite(a) else "∞"
+
+
+def number(v: float) -> str:
+    """Three significant figures, thousands separators, no trailing zeros, no scientific notation."""
+    if not math.isfinite(v):
+        return "∞"
+    if v == 0:
+        return "0"
+    digits = max(0, 2 - int(math.floor(math.log10(abs(v)))))
+    text = f"{round(v, digits):,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def in_sentence(label: str) -> str:
+    """'Age at diagnosis' -> 'age at diagnosis' inside a sentence; acronyms (PSA, CT) stay."""
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
+
+
+def counts(a: float, schema, what: str = "each count") -> str:
+    return f"{what} within ±{whole(a)} {schema.rows_word}"
+
+
+def mean(halfwidth_at, unit: str, schema) -> str:
+    """`halfwidth_at(n)` is the 95% half-width for a group of n (inf if no useful estimate)."""
+    u = f" {unit}" if unit else ""
+    parts, too_small = [], []
+    for n in sizes(schema):
+        a = halfwidth_at(n)
+        if math.isfinite(a):
+            parts.append(f"±{number(a)}{u} for a group of {n:,} {schema.rows_word}")
+        else:
+            too_small.append(n)
+    if not parts:
+        return "too little budget: the mean would be within its public bounds only"
+    words = "the mean within about " + parts[0] + "".join(
+        f"{', ' if i < len(parts) - 1 else ' and '}" + p.replace("for a group of ", "for ") for i, p in
+        enumerate(parts[1:], 1))
+    if too_small:
+        words += f" (a group of {too_small[-1]:,} or fewer gets no useful estimate)"
+    return words
+
+
+def quantile(name: str, column_label: str, ranks: float, lower: float, upper: float, unit: str, grid: str,
+             schema) -> str:
+    """A quantile's error as percentiles of the group and, for orientation, in the column's unit
+    if the values were spread evenly over the public range (tighter where values cluster)."""
+    u = f" {unit}" if unit else ""
+    parts, explained = [], False
+    for i, n in enumerate(sizes(schema)):
+        who = f"for a group of {n:,} {schema.rows_word}" if i == 0 else f"for {n:,}"
+        pts = 100.0 * ranks / n
+        if pts >= 50:
+            parts.append(f"{who}: anywhere in the public range")
+            continue
+        even = f"±{number(ranks / n * (upper - lower))}{u}"
+        if not explained:
+            even += f" if values were spread evenly over {number(lower)}–{number(upper)}{u}"
+            explained = True
+        parts.append(f"{who}: within about ±{number(pts)} percentiles ({even})")
+    return f"the {name} of {in_sentence(column_label)} " + "; ".join(parts) + f"; rounded {grid}"
