@@ -37,35 +37,60 @@ SESSION = [  # (stat, column, by, (restriction column, index of its public categ
 ]
 
 
-def main() -> int:
-    from data.cohorts import load_cohort
-    from data.prepare import prepare
+def _session(cohort, schema, choose_epsilon, show: bool) -> tuple[int, float]:
+    """Run the 20 questions on a fresh ledger; returns (answered for free, epsilon spent)."""
     from privacy.ledger import BudgetLedger
     from privacy.release import free_answer, release
 
-    frame, schema = load_cohort("prostate")
-    cohort = prepare(frame, schema)
     cats = {c.name: c.categories for c in schema.of_kind("categorical")}
-    free = spent = 0.0
+    free, spent = 0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
         lg = BudgetLedger(Path(tmp) / "session.sqlite")
         lg.set_dataset_budget(schema.dataset_id, 100.0, actor="benchmark")
-        print(f"scripted clinician session on '{schema.dataset_id}' ({cohort.n_rows:,} patients), epsilon 0.1 per "
-              "new release")
         for i, (stat, col, by, where) in enumerate(SESSION, 1):
             w = f"{where[0]}={cats[where[0]][where[1]]}" if where else None
             q = make_query(stat, column=col, by=by, where=w)
             rel = free_answer(q, schema, lg, "clinician", record=True)
             how = "free (derived from an earlier release)"
             if rel is None:
-                rel = release(q, cohort, 0.1, lg, "clinician")
+                rel = release(q, cohort, choose_epsilon(q), lg, "clinician")
                 how = "free (identical release)" if rel.cached else f"released, epsilon {rel.epsilon:.3g}"
                 spent += 0.0 if rel.cached else rel.epsilon
             free += how.startswith("free")
-            print(f"  {i:2d}. {rel.description:62s} {how}")
+            if show:
+                print(f"  {i:2d}. {rel.description:62s} {how}")
         lg.close()
-    print(f"answered for free: {int(free)} of {len(SESSION)} ({free / len(SESSION):.0%}); epsilon spent {spent:.3g} "
+    return free, spent
+
+
+def main() -> int:
+    from data.cohorts import load_cohort
+    from data.prepare import prepare
+    from dashboard.widgets import PRESETS
+    from privacy.release import epsilon_for_error
+    from privacy.words import DEFAULT_TARGETS, target_halfwidth, target_kind
+
+    frame, schema = load_cohort("prostate")
+    cohort = prepare(frame, schema)
+    print(f"scripted clinician session on '{schema.dataset_id}' ({cohort.n_rows:,} patients), epsilon 0.1 per "
+          "new release")
+    free, spent = _session(cohort, schema, lambda q: 0.1, show=True)
+    print(f"answered for free: {free} of {len(SESSION)} ({free / len(SESSION):.0%}); epsilon spent {spent:.3g} "
           f"(without free answers: {0.1 * len(SESSION):.3g})")
+
+    def by_target(q):
+        kind = target_kind(q.stat)
+        return epsilon_for_error(q, schema, target_halfwidth(q.stat, DEFAULT_TARGETS[kind], schema))
+
+    modes = [(f"{name}", lambda q, e=eps: e) for name, eps in PRESETS.items()]
+    modes.append(("Target accuracy, the app's defaults (counts ±{counts:g}, means ±{mean:g} unit, quantiles "
+                  "±{quantile:g} percentiles)".format(**DEFAULT_TARGETS), by_target))
+    print(f"the same session in each privacy mode of the app, against the default budget epsilon "
+          f"{schema.default_budget:g}:")
+    for name, choose in modes:
+        free, spent = _session(cohort, schema, choose, show=False)
+        fits = "fits" if spent <= schema.default_budget else "does NOT fit"
+        print(f"  {name:70s} spent {spent:6.3g} ({free} free): {fits}")
     return 0
 
 

@@ -6,7 +6,7 @@ import streamlit as st
 from data.schema import Schema
 from privacy.queries import Query, QueryError, make_query
 from privacy.release import epsilon_for_error, preview
-from privacy.words import reference_size
+from privacy.words import DEFAULT_TARGETS, reference_size, target_halfwidth, target_kind
 
 STAT_LABELS = {
     "histogram": "Distribution (histogram)",
@@ -18,7 +18,9 @@ STAT_LABELS = {
     "crosstab": "2-D counts (table)",
 }
 EPS_GRID = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0]
-PRESETS = {"Strong privacy (ε 0.1)": 0.1, "Balanced (ε 0.5)": 0.5, "High accuracy (ε 2)": 2.0}
+# A scripted 20-question clinician session (benchmarks/clinician_session.py) costs 2.0 at Balanced,
+# the demo cohorts' default budget (8 paid releases, 12 free); it did not fit at the former 0.5.
+PRESETS = {"Strong privacy (ε 0.1)": 0.1, "Balanced (ε 0.25)": 0.25, "High accuracy (ε 1)": 1.0}
 HELP_EPS = ("ε (epsilon) is the privacy cost of this release. Smaller ε = stronger privacy and more noise. "
             "Costs add up against your budget.")
 
@@ -84,21 +86,17 @@ def epsilon_chooser(query: Query | None, schema: Schema, mechanism: str, prefix:
     if query is None:
         return None
     rows, ref = schema.rows_word, reference_size(schema)
-    per_rank = 1.0
-    if query.stat in ("count", "histogram", "crosstab"):
+    kind = target_kind(query.stat)
+    if kind == "counts":
         label = f"Each count within ± how many {rows}?"
-        default = 10.0
-    elif query.stat in ("mean", "grouped-mean"):
+    elif kind == "mean":
         unit = schema.column(query.column).unit
         label = f"Mean within ±{' (' + unit + ')' if unit else ''}, for a group of {ref:,} {rows}"
-        default = 1.0
-    else:   # quantile, grouped quantile: percentiles of a group of the reference size -> ranks
+    else:
         label = f"Within ± how many percentiles, for a group of {ref:,} {rows}?"
-        default = 5.0
-        per_rank = ref / 100.0
-    target = st.number_input(label, min_value=0.0001, value=default, key=f"{prefix}_target")
+    target = st.number_input(label, min_value=0.0001, value=DEFAULT_TARGETS[kind], key=f"{prefix}_target")
     try:
-        eps = epsilon_for_error(query, schema, float(target) * per_rank, mechanism)
+        eps = epsilon_for_error(query, schema, target_halfwidth(query.stat, float(target), schema), mechanism)
     except (ValueError, QueryError) as e:
         st.error(f"Cannot reach that accuracy: {e}")
         return None

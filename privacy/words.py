@@ -24,6 +24,23 @@ def reference_size(schema) -> int:
     return int(g[0]) if g else 1_000
 
 
+# Target accuracy (the recommended way to choose epsilon): defaults, in the words' units.
+DEFAULT_TARGETS = {"counts": 15.0, "mean": 1.0, "quantile": 5.0}   # ± rows, ± column unit, ± percentiles
+
+
+def target_kind(stat: str) -> str:
+    return {"count": "counts", "histogram": "counts", "crosstab": "counts", "mean": "mean",
+            "grouped-mean": "mean"}.get(stat, "quantile")
+
+
+def target_halfwidth(stat: str, value: float, schema) -> float:
+    """A target in the words' units -> the preview's half-width units (quantiles: ranks at the
+    reference group size, so ±5 percentiles of a group of 500 is ±25 ranks)."""
+    if target_kind(stat) == "quantile":
+        return float(value) * reference_size(schema) / 100.0
+    return float(value)
+
+
 def whole(a: float) -> str:
     """A count's half-width as a whole number, rounded up (never claims more accuracy)."""
     return f"{math.ceil(a - 1e-9):,}" if math.isfinite(a) else "∞"

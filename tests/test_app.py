@@ -44,12 +44,12 @@ def test_budget_changes_only_after_release_and_repeat_is_free():
     start = _remaining(at)
     at.selectbox(key="ex_stat").select("histogram").run()
     at.selectbox(key="ex_column").select("isup_grade_group").run()
-    at.radio(key="ex_mode").set_value("Balanced (ε 0.5)").run()
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
     assert _remaining(at) == start, "changing widgets must not spend"
     at.button(key="release").click().run()
     assert not at.exception, at.exception
     after = _remaining(at)
-    assert after == pytest.approx(start - 0.5, abs=1e-3)
+    assert after == pytest.approx(start - 0.25, abs=1e-3)
     charts = at.get("plotly_chart")
     assert charts, "a chart is shown after Release"
     fig = json.loads(charts[0].proto.spec)
@@ -64,14 +64,16 @@ def test_budget_changes_only_after_release_and_repeat_is_free():
 def test_refusal_when_budget_exhausted():
     at = _app()
     at.selectbox(key="ex_stat").select("mean").run()
-    at.radio(key="ex_mode").set_value("High accuracy (ε 2)").run()
+    at.radio(key="ex_mode").set_value("High accuracy (ε 1)").run()
+    at.button(key="release").click().run()
+    at.selectbox(key="ex_column").select("psa").run()
     at.button(key="release").click().run()           # default budget 2.0 -> spent
     assert _remaining(at) == pytest.approx(0.0, abs=1e-3)
     at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
     assert not at.exception
     assert at.button(key="release").disabled          # it cannot fit: not clickable
     assert any("only ε 0 of the dataset budget" in w.value for w in at.warning), [w.value for w in at.warning]
-    at.radio(key="ex_mode").set_value("High accuracy (ε 2)").run()
+    at.radio(key="ex_mode").set_value("High accuracy (ε 1)").run()
     assert not at.button(key="release").disabled      # the identical release is stored: free to show again
     assert _remaining(at) == pytest.approx(0.0, abs=1e-3)
 
@@ -84,7 +86,7 @@ def test_refusal_at_click_replaces_the_old_answer(tmp_path):
     at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
     at.button(key="release").click().run()
     assert at.get("plotly_chart")
-    at.radio(key="ex_mode").set_value("Balanced (ε 0.5)").run()
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
     assert not at.button(key="release").disabled
     lg = BudgetLedger(tmp_path / "ledger.sqlite")
     lg.reserve(dataset="prostate-rows3000", analyst="someone else", release_key="other", epsilon=1.85, delta=0.0,
@@ -289,7 +291,7 @@ def test_result_says_when_it_no_longer_answers_the_question():
     at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
     at.button(key="release").click().run()
     assert not at.warning and any("Distribution of" in m.value for m in at.markdown)
-    at.radio(key="ex_mode").set_value("Balanced (ε 0.5)").run()            # another epsilon: another question
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()            # another epsilon: another question
     assert any("answers an earlier question" in w.value for w in at.warning)
     at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
     assert not any("earlier question" in w.value for w in at.warning)
@@ -318,7 +320,7 @@ def test_empty_groups_show_no_number(role, monkeypatch):
     at.selectbox(key="ex_stat").select("grouped-mean").run()
     at.selectbox(key="ex_column").select("psa").run()
     at.selectbox(key="ex_by").select("risk_group").run()
-    at.radio(key="ex_mode").set_value("Balanced (ε 0.5)").run()
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
     at.button(key="release").click().run()
     assert not at.exception, at.exception
     import base64

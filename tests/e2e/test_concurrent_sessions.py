@@ -15,7 +15,7 @@ from .conftest import _serve, wait_for_app_run
 from .test_journey import build_query
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
-DATASET, BUDGET = "prostate-rows5000", 1.5
+DATASET, BUDGET = "prostate-rows5000", 1.0
 COLUMNS = ["ISUP grade group", "Gleason score", "Clinical T stage", "PI-RADS score", "Hospital site"]
 
 HAMMER = r"""
@@ -33,9 +33,9 @@ print("ready", flush=True)
 while not os.path.exists(sys.argv[3]):   # start together with the browser clicks
     time.sleep(0.01)
 ok = refused = 0
-for i in range(4):   # at most 4 x 4 x 0.053 = 0.85 of the 1.5: one browser release (0.5) always fits
+for i in range(4):   # at most 4 x 4 x 0.0265 = 0.42 of the 1.0: one browser release (0.25) always fits
     try:
-        release(HistogramQuery(column="age"), cohort, 0.02 + 0.001 * (int(sys.argv[2]) * 10 + i), lg, "local owner")
+        release(HistogramQuery(column="age"), cohort, 0.01 + 0.0005 * (int(sys.argv[2]) * 10 + i), lg, "local owner")
         ok += 1
     except (BudgetExceeded, LedgerError):
         refused += 1
@@ -54,13 +54,13 @@ def test_sessions_and_processes_never_overspend(browser: Browser, shared_server,
     BudgetLedger(ledger).set_dataset_budget(DATASET, BUDGET, actor="test")   # all analysts together
 
     pages = []
-    for col in COLUMNS:                      # one browser session per query, each asks for eps 0.5
+    for col in COLUMNS:                      # one browser session per query, each asks for eps 0.25
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
         p = ctx.new_page()
         p.set_default_timeout(30_000)
         p.goto(shared_server.url)
         wait_for_app_run(p)
-        build_query(p, "Distribution (histogram)", col, "Balanced (ε 0.5)")
+        build_query(p, "Distribution (histogram)", col, "Balanced (ε 0.25)")
         pages.append(p)
     root = Path(__file__).resolve().parents[2]
     go = tmp_path / "go"
@@ -79,7 +79,7 @@ def test_sessions_and_processes_never_overspend(browser: Browser, shared_server,
         assert pr.returncode == 0, err
         proc_ok += int(out.split()[-2])
 
-    shown = sum(p.get_by_text("Released. Cost ε 0.5").count() for p in pages)
+    shown = sum(p.get_by_text("Released. Cost ε 0.25").count() for p in pages)
     refused = sum(p.get_by_test_id("stAlertContentError").filter(has_text="Refused").count() for p in pages)
     assert shown + refused == len(pages)
     db = sqlite3.connect(ledger)
@@ -90,9 +90,9 @@ def test_sessions_and_processes_never_overspend(browser: Browser, shared_server,
     reserve_keys = {key for k, _, key, _ in rows if k == "reserve"}
     results = [(key, json.loads(q) if q else {}) for k, _, key, q in rows if k == "result"]
     assert all(key in reserve_keys for key, _ in results), "a result without its charge"
-    browser_results = [key for k, e, key, q in rows if k == "reserve" and abs(e - 0.5) < 1e-6]
+    browser_results = [key for k, e, key, q in rows if k == "reserve" and abs(e - 0.25) < 1e-6]
     assert shown == len(browser_results) >= 1, (shown, len(browser_results))
-    assert refused >= 1, "the demand (5 x 0.5 in browsers) exceeds what the processes can leave, so some are refused"
+    assert refused >= 1, "the demand (5 x 0.25 in browsers) exceeds the whole budget, so some are refused"
     assert proc_ok == sum(1 for k, e, _, _ in rows if k == "reserve" and e < 0.1)
     from privacy.ledger import BudgetLedger as L
     assert L(ledger).verify() == []

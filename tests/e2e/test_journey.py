@@ -68,9 +68,9 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     assert start == pytest.approx(2.0)
 
     # --- preview, then Release
-    build_query(page, "Distribution (histogram)", "ISUP grade group", "Balanced (ε 0.5)")
+    build_query(page, "Distribution (histogram)", "ISUP grade group", "Balanced (ε 0.25)")
     preview = page.get_by_test_id("stAlertContentInfo").filter(has_text="Cost:")
-    expect(preview).to_contain_text("ε 0.5")
+    expect(preview).to_contain_text("ε 0.25")
     expect(preview).to_contain_text("within ±")
     expect_remaining(page, start)                       # previewing spends nothing
     page.get_by_role("button", name="Release", exact=True).click()
@@ -78,32 +78,36 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     chart = page.locator(".js-plotly-plot")
     expect(chart.first.locator(".barlayer .point").first).to_be_visible()
     assert chart.first.locator(".barlayer .point").count() >= 5       # ISUP grade groups 1-5
-    expect(page.get_by_test_id("stAlertContentSuccess")).to_contain_text("Released. Cost ε 0.5")
-    expect_remaining(page, start - 0.5)
+    expect(page.get_by_test_id("stAlertContentSuccess")).to_contain_text("Released. Cost ε 0.25")
+    expect_remaining(page, start - 0.25)
     assert_no_traceback(page)
     full_page_screenshot(page, "01_explore")
 
     # --- the spend is in the ledger, not the session: a reload still shows it
     page.reload()
     wait_for_app_run(page)
-    expect_remaining(page, start - 0.5)
+    expect_remaining(page, start - 0.25)
 
     # --- the identical query again is served from the ledger for free
-    build_query(page, "Distribution (histogram)", "ISUP grade group", "Balanced (ε 0.5)")
+    build_query(page, "Distribution (histogram)", "ISUP grade group", "Balanced (ε 0.25)")
     page.get_by_role("button", name="Release", exact=True).click()
     wait_for_app_run(page)
     expect(page.get_by_test_id("stAlertContentSuccess")).to_contain_text("cost nothing")
     expect(page.locator(".js-plotly-plot .barlayer .point").first).to_be_visible()
-    expect_remaining(page, start - 0.5)
+    expect_remaining(page, start - 0.25)
 
     # --- a release costing more than what remains cannot be clicked, says why, and spends nothing
-    build_query(page, "Distribution (histogram)", "Hospital site", "High accuracy (ε 2)")
+    build_query(page, "Distribution (histogram)", "Hospital site", "High accuracy (ε 1)")
+    page.get_by_role("button", name="Release", exact=True).click()
+    wait_for_app_run(page)
+    expect_remaining(page, start - 1.25)
+    build_query(page, "Distribution (histogram)", "Clinical T stage", "High accuracy (ε 1)")
     expect(page.get_by_role("button", name="Release", exact=True)).to_be_disabled()
     warning = page.get_by_test_id("stAlertContentWarning").filter(has_text="This release costs")
-    expect(warning).to_contain_text("This release costs ε 2")
+    expect(warning).to_contain_text("This release costs ε 1")
     expect(page.get_by_test_id("stAlertContentWarning").filter(has_text="answers an earlier question")).to_be_visible()
     expect(warning).to_contain_text("for all analysts together")
-    expect_remaining(page, start - 0.5)
+    expect_remaining(page, start - 1.25)
 
     # --- owner pages (spend nothing), screenshots with their charts drawn
     go_to(page, "Compare (owner)")
@@ -130,7 +134,7 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     go_to(page, "Upload cohort (owner)")
     assert_no_traceback(page)
     full_page_screenshot(page, "06_upload")
-    expect_remaining(page, start - 0.5)                  # none of the owner pages spent anything
+    expect_remaining(page, start - 1.25)                 # none of the owner pages spent anything
 
     # --- radiology cohort: a whole report at a small total, exported as offline HTML
     select(page, "Cohort", "Radiology examinations (synthetic)", scope=page.get_by_test_id("stSidebar"))
