@@ -752,69 +752,7 @@ def spread_figure(sim: "Simulation", title: str, *, y_title: str = "Released val
     return fig
 
 
-def _tier_name(t: float, i: int, n: int) -> str:
-    known = {0.05: "high privacy", 0.25: "moderate", 1.0: "low privacy"}
-    for k, name in known.items():
-        if math.isclose(t, k):
-            return name
-    if n >= 2 and i == 0:
-        return "high privacy"
-    if n >= 2 and i == n - 1:
-        return "low privacy"
-    return "moderate" if n >= 3 else "ε"
-
-
-def tradeoff_figure(epsilons: Sequence[float], analytic: Sequence[float], empirical: Sequence[float] | None,
-                    tiers: Sequence[float] = (0.05, 0.25, 1.0), y_title: str = "95% error", *,
-                    title: str = "Accuracy against privacy budget", log_y: bool = False) -> go.Figure:
-    """Expected (analytic) error as a line and simulated (empirical) error as markers against
-    epsilon on a log axis, with dashed lines at the privacy tiers."""
-    eps = _arr(epsilons)
-    fig = go.Figure()
-    a = _arr(analytic)
-    fig.add_trace(go.Scatter(x=eps, y=a, mode="lines", name="Expected (from the noise scale)",
-                             line=dict(color=BLUE, width=2.5),
-                             hovertemplate="ε = %{x:.3g}<br>expected: %{y:,.4g}<extra></extra>"))
-    if empirical is not None:
-        e = _arr(empirical)
-        m = np.isfinite(e) & np.isfinite(eps)
-        fig.add_trace(go.Scatter(x=eps[m], y=e[m], mode="markers", name="Simulated",
-                                 marker=dict(color=ORANGE, size=9, symbol="circle", line=dict(color=BLACK, width=1)),
-                                 hovertemplate="ε = %{x:.3g}<br>simulated: %{y:,.4g}<extra></extra>"))
-    tiers = [float(t) for t in tiers if t is not None and float(t) > 0]
-    for i, t in enumerate(sorted(tiers)):
-        fig.add_shape(type="line", xref="x", yref="paper", x0=t, x1=t, y0=0, y1=1,
-                      line=dict(color=GREY, width=1.5, dash="dash"))
-        fig.add_annotation(x=math.log10(t), xref="x", y=0.99 - 0.08 * i, yref="paper", yanchor="top",
-                           xanchor="left", xshift=3, showarrow=False, text=f"{_tier_name(t, i, len(tiers))} {t:g}",
-                           font=dict(size=FONT_SIZE - 2, color="#444444"), bgcolor="rgba(255,255,255,0.8)")
-    _layout(fig, title, "", "Privacy budget ε (log scale)", y_title, legend=True)
-    fig.update_xaxes(type="log")
-    if log_y:
-        fig.update_yaxes(type="log")
-    else:
-        fig.update_yaxes(rangemode="tozero")
-    return fig
-
-
-def size_figure(sizes: Sequence[float], rel_errors: Sequence[float] | Mapping[str, Sequence[float]], title: str, *,
-                x_title: str = "Cohort size (patients)", y_title: str = "Relative error (95%)") -> go.Figure:
-    """Relative error against cohort size, log-log. `rel_errors` may map a series name (e.g.
-    'ε = 0.25') to its values to draw several lines."""
-    x = _arr(sizes)
-    series = dict(rel_errors) if isinstance(rel_errors, Mapping) else {"Relative error": rel_errors}
-    fig = go.Figure()
-    for i, (name, ys) in enumerate(series.items()):
-        y = _arr(ys)
-        m = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-        c = _series_colour(i, name)
-        fig.add_trace(go.Scatter(x=x[m], y=y[m], mode="lines+markers", name=_esc(name),
-                                 line=dict(color=c, width=2), marker=dict(color=c, size=7),
-                                 hovertemplate=f"{_esc(name)}<br>size %{{x:,.0f}}: %{{y:.2~p}}<extra></extra>"))
-    _layout(fig, title, "", x_title, y_title, legend=len(series) > 1)
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log", tickformat=".2~p")
-    return fig
+from dashboard.tradeoff_charts import size_figure, tradeoff_figure  # noqa: E402,F401  (moved there)
 
 
 def timeseries_figure(x_labels: Sequence[str], series: Mapping[str, tuple[Sequence[float], Sequence[float],

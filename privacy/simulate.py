@@ -2,10 +2,22 @@
 
 This is for privacy-utility demonstrations on data the owner already holds. Its outputs include
 the true (non-private) values and must never reach an analyst view.
+
+Every draw is one invocation of the release's own calibrated OpenDP measurement (the same
+`Plan.measurement` a release invokes, built once per (query, epsilon)) followed by the release's
+own post-processing (`Plan.finish`): the noise comes from OpenDP only, never from NumPy. Speed:
+the input is prepared once and converted once into OpenDP's native form (OpenDP copies it and
+never changes it), so repeated invocations skip the NumPy/Polars conversion (for a Polars plan
+that conversion is most of the cost); draws run on a few threads, since OpenDP's native calls
+release the GIL. What remains is OpenDP's exact noise sampler, about 10 microseconds per noisy
+value on this kind of machine (`benchmarks/simulate_speed.py`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,9 +25,11 @@ import numpy as np
 from data.prepare import PreparedCohort
 from privacy.calibrate import DEFAULT_DELTA
 from privacy.measurements import build_plan
-from privacy.queries import Query
+from privacy.queries import GroupedMeanQuery, GroupedQuantileQuery, Query
 
 MAX_DRAWS = 100_000
+MAX_WORKERS = 4
+DRAWS_PER_WORKER = 25          # fewer draws than this per thread are run on one thread
 
 
 @dataclass(frozen=True)
@@ -56,17 +70,56 @@ class Simulation:
                           for v, lo, hi in zip(self.values, self.ci_low, self.ci_high)]}
 
 
+def native_input(measurement, data):
+    """`data` converted once into OpenDP's native input object for `measurement`.
+
+    This is the conversion `measurement(data)` does on every call (`opendp.core.measurement_invoke`
+    passes an already converted object through unchanged). OpenDP copies the data into its own
+    memory and the measurement only reads it. Falls back to `data` itself (converted on every
+    call, as before) if this OpenDP version lays its internals out differently."""
+    try:
+        from opendp._convert import py_to_c
+        from opendp._lib import AnyObjectPtr
+        from opendp.core import measurement_input_carrier_type
+        return py_to_c(data, c_type=AnyObjectPtr, type_name=measurement_input_carrier_type(measurement))
+    except Exception:  # noqa: BLE001 - any failure: the plain (slower) path is always correct
+        return data
+
+
+def _workers(draws: int, workers: int | None) -> int:
+    if workers is not None:
+        return max(1, min(int(workers), draws))
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1, draws // DRAWS_PER_WORKER))
+
+
+def draw_outcomes(plan, data, draws: int, alpha: float = 0.05, workers: int | None = None) -> list:
+    """`draws` independent (invoke the plan's measurement, then `plan.finish`) on one prepared input."""
+    native = native_input(plan.measurement, data)
+
+    def run(n: int) -> list:
+        return [plan.finish(plan.measurement(native), alpha) for _ in range(n)]
+
+    w = _workers(draws, workers)
+    if w == 1:
+        return run(draws)
+    sizes = [draws // w + (i < draws % w) for i in range(w)]
+    with ThreadPoolExecutor(w, thread_name_prefix="dp-simulate") as ex:
+        return [o for chunk in ex.map(run, sizes) for o in chunk]
+
+
 def simulate(query: Query, cohort: PreparedCohort, epsilon: float, draws: int = 200, mechanism: str = "laplace",
-             delta: float = DEFAULT_DELTA, alpha: float = 0.05) -> Simulation:
-    """Run the release's own OpenDP measurement `draws` times on the true data (owner only)."""
+             delta: float = DEFAULT_DELTA, alpha: float = 0.05, workers: int | None = None) -> Simulation:
+    """Run the release's own OpenDP measurement `draws` times on the true data (owner only).
+
+    The plan (the calibrated measurement) and its input are built once; `workers` threads
+    (default: up to 4, at most one per CPU) share the draws."""
     draws = int(draws)
     if not 1 <= draws <= MAX_DRAWS:
         raise ValueError(f"draws must be between 1 and {MAX_DRAWS:,}, got {draws}")
     from privacy.release import _checked
     epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, cohort.schema, epsilon, mechanism, delta)
-    data = plan.make_input(cohort)
-    outs = [plan.finish(plan.measurement(data), alpha) for _ in range(draws)]
+    outs = draw_outcomes(plan, plan.make_input(cohort), draws, alpha, workers)
     return Simulation(list(plan.labels), plan.truth(cohort),
                       np.array([o.values for o in outs], dtype=float),
                       np.array([o.ci_low for o in outs], dtype=float),
@@ -91,43 +144,180 @@ def relative_error(truth, noisy) -> list[float]:
         return (np.abs(n - t) / np.abs(t)).tolist()
 
 
+def true_values(query: Query, cohort: PreparedCohort) -> list[np.ndarray]:
+    """The true non-missing values of the query's column, one array per released value (one per
+    group of a grouped statistic), restricted like the release (owner only)."""
+    x = cohort.numbers[query.column]
+    keep = ~np.isnan(x)
+    if query.where is not None:
+        keep &= cohort.mask(query.where.column, query.where.value)
+    if not isinstance(query, (GroupedMeanQuery, GroupedQuantileQuery)):
+        return [x[keep]]
+    g = cohort.codes[query.by][keep]
+    v = x[keep]
+    return [v[g == i] for i in range(len(cohort.schema.column(query.by).bucket_labels))]
+
+
+def true_mean(query: Query, cohort: PreparedCohort) -> float:
+    """True mean of the query's column over all its (restricted) patients: owner only."""
+    x = np.concatenate(true_values(query, cohort))
+    return float(x.mean()) if len(x) else float("nan")
+
+
 @dataclass(frozen=True)
 class TradeoffPoint:
     epsilon: float
-    analytic: float      # expected 95% half-width from OpenDP accuracy (nan where none exists)
+    analytic: float      # expected 95% error from the public preview, in the statistic's unit (nan: none)
     empirical: float     # 95th percentile of |error| over simulated draws on the true data
+    analytic_values: tuple[float, ...] = ()    # per released value (group, bar) before the median
+    empirical_values: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tradeoff:
+    """Error against epsilon for one query (owner only: uses the true data, spends nothing)."""
+
+    points: list[TradeoffPoint]
+    stat: str
+    draws: int
+    basis: str            # how the expected line is computed from the public preview
+    missing: str = ""     # why the expected line is missing at some epsilons ('' if drawn at every one)
+    per_value: bool = False   # several released values: each point is the median over them
+    values: int = 1       # how many released values have a true value (groups with patients, bars)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _quantile_in_units(x: np.ndarray, level: float, ranks: float, col) -> float:
+    """The preview's rank error `ranks` stated in the column's unit on the true values `x`.
+
+    The release's own point rule (`privacy.quantile.quantile_from_counts`) is applied to the TRUE
+    cell counts with every rank offset D(c) moved by +ranks and by -ranks (adding ranks/(1-q)
+    patients below all candidates, or ranks/q above them); the answer is the larger distance of
+    those two points from the true quantile. At ranks 0 it is the release's rounding to the
+    candidate grid. Owner only: it reads the true distribution."""
+    from privacy.quantile import cell_codes, quantile_from_counts
+
+    if len(x) == 0 or not math.isfinite(ranks):
+        return float("nan")
+    cands = np.asarray(col.quantile_candidates, dtype=float)
+    counts = np.bincount(cell_codes(x, cands), minlength=len(cands) + 1).astype(float)
+    truth = float(np.quantile(x, level))
+    out = 0.0
+    for cell, extra in ((0, ranks / (1 - level)), (-1, ranks / level)):
+        c = counts.copy()
+        c[cell] += extra
+        point = quantile_from_counts(c, cands, level, np.inf, col.lower, col.upper)[0]   # no interval clip
+        out = max(out, abs(point - truth))
+    return out
+
+
+def _analytic(query: Query, schema, detail: dict, groups: list[np.ndarray] | None, n_values: int) -> np.ndarray:
+    """Expected (95%) error of each released value from the preview's public accuracy; the true
+    group sizes (and, for a quantile, the true distribution) are used to state it in the
+    statistic's unit: owner only."""
+    kind = detail.get("kind")
+    if kind == "counts":
+        return np.full(n_values, float(detail["halfwidth"]))
+    if kind == "mean":
+        a_s, a_c = float(detail["sum_halfwidth"]), float(detail["count_halfwidth"])
+        n = np.array([len(g) for g in groups], dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(n > a_c, a_s / (n - a_c), np.inf)      # the preview's own formula at the true n
+    if kind == "quantile":
+        t = float(detail["rank_threshold"])
+        col = schema.column(query.column)
+        return np.array([_quantile_in_units(g, float(query.q), t, col) for g in groups])
+    return np.full(n_values, np.nan)
+
+
+def _basis(query: Query, schema, grouped: bool) -> str:
+    """How the expected line is obtained from the public preview, in a few plain words."""
+    kind = query.stat
+    if kind in ("count", "histogram", "crosstab"):
+        return "the ± that OpenDP's accuracy gives for the count noise at its scale"
+    unit = (getattr(schema.column(query.column), "unit", "") or "the column's unit") if hasattr(query, "column") else ""
+    where = " of each group" if grouped else ""
+    if kind == "grouped-mean":
+        return "the preview's ± of the noisy sum and count, divided by the true number of patients of each group"
+    if kind == "mean":
+        return ("the preview's ± of the noisy sum, divided by the true number of patients; the preview assumes a "
+                "mean a quarter of the public range away from a bound, so a mean nearer a bound comes out a little "
+                "less accurate")
+    if kind in ("quantile", "grouped-quantile"):
+        name = "median" if float(getattr(query, "q", 0.5)) == 0.5 else "quantile"
+        return (f"the preview's ± in patients' ranks around the true {name}, stated in {unit} on the true "
+                f"values{where}: the release's own rounding rule applied to the true ranks moved that many ranks "
+                "either way")
+    return ""
+
+
+def tradeoff(query: Query, cohort: PreparedCohort, epsilons, draws: int = 100, mechanism: str = "laplace",
+             delta: float = DEFAULT_DELTA, alpha: float = 0.05, workers: int | None = None,
+             on_point=None) -> Tradeoff:
+    """Expected 95% error (from `privacy.release.preview`, the public accuracy) and simulated 95th
+    percentile of |error| at each epsilon. For several released values (bars, groups) each point
+    is the median over the values that have a true value (groups with patients). `on_point(i, n)`
+    is called after each epsilon (e.g. a progress bar)."""
+    from privacy.release import preview
+
+    points = []
+    groups = None
+    if query.stat in ("mean", "grouped-mean", "quantile", "grouped-quantile"):
+        groups = true_values(query, cohort)
+    missing: list[str] = []
+    n_values = 1
+    epsilons = [float(e) for e in epsilons]
+    for i, eps in enumerate(epsilons):
+        pv = preview(query, cohort.schema, float(eps), mechanism, delta, alpha)
+        sim = simulate(query, cohort, float(eps), draws, mechanism, delta, alpha, workers)
+        truth = np.asarray(sim.truth, dtype=float)
+        ok = np.isfinite(truth)
+        n_values = int(ok.sum())
+        emp = np.full(len(truth), np.nan)
+        if ok.any():
+            emp[ok] = np.quantile(np.abs(sim.errors[:, ok]), 1 - alpha, axis=0)
+        ana = _analytic(query, cohort.schema, pv.detail, groups, len(truth))
+        a_sum = float(np.median(ana[ok])) if ok.any() else float("nan")
+        if not math.isfinite(a_sum):
+            if pv.detail.get("kind") == "mean" and ok.any():
+                reason = ("the count's noise can exceed the number of patients there, so the preview bounds the "
+                          "mean by its public range only")
+                if reason not in missing:
+                    missing.append(reason)
+            a_sum = float("nan")
+        e_sum = float(np.median(emp[ok])) if ok.any() else float("nan")
+        points.append(TradeoffPoint(float(eps), a_sum, e_sum, tuple(float(v) for v in ana),
+                                    tuple(float(v) for v in emp)))
+        if on_point is not None:
+            on_point(i + 1, len(epsilons))
+    if n_values == 0:
+        missing = ["no patient has a value here, so there is no true value to compare with"]
+    grouped = query.stat in ("grouped-mean", "grouped-quantile")
+    per_value = query.stat in ("histogram", "crosstab") or grouped
+    return Tradeoff(points, query.stat, int(draws), _basis(query, cohort.schema, grouped), "; ".join(missing),
+                    per_value, n_values)
 
 
 def tradeoff_curve(query: Query, cohort: PreparedCohort, epsilons, draws: int = 100,
                    mechanism: str = "laplace", delta: float = DEFAULT_DELTA) -> list[TradeoffPoint]:
     """Error against epsilon, analytic and empirical (owner only: uses the true data, spends nothing)."""
-    out = []
-    for eps in epsilons:
-        plan = build_plan(query, cohort.schema, float(eps), mechanism, delta)
-        pv = plan.expected_error(0.05)
-        sim = simulate(query, cohort, float(eps), draws, mechanism, delta)
-        analytic = float(pv.get("halfwidth", float("nan")))
-        if pv.get("unit") == "ranks":  # quantile preview is in patients' ranks, not comparable with value errors
-            analytic = float("nan")
-        if pv.get("kind") == "mean":  # the half-width of a mean depends on the (true) group size
-            n_true = float(np.sum(~np.isnan(plan.make_input(cohort)))) if query.stat == "mean" else float("nan")
-            a_s, a_c = pv["sum_halfwidth"], pv["count_halfwidth"]
-            analytic = a_s / (n_true - a_c) if n_true > a_c else float("nan")
-        err = np.abs(sim.errors)
-        out.append(TradeoffPoint(float(eps), analytic, float(np.nanquantile(err, 0.95))))
-    return out
+    return tradeoff(query, cohort, epsilons, draws, mechanism, delta).points
 
 
 def count_error_by_size(query: Query, schema, epsilon: float, sizes, mechanism: str = "laplace",
-                        delta: float = DEFAULT_DELTA) -> list[float]:
-    """Relative 95% error of a count (or mean, per unit of range) for hypothetical cohort sizes."""
-    pv = build_plan(query, schema, float(epsilon), mechanism, delta).expected_error(0.05)
+                        delta: float = DEFAULT_DELTA, true_mean: float | None = None) -> list[float]:
+    """Relative 95% error for hypothetical group sizes n, from the public preview: a count (or each
+    bar) relative to n; a quantile's rank error relative to n (a share of the patients); a mean
+    relative to `true_mean` (the true mean: owner only; nan without it)."""
+    from privacy.release import preview
+
+    pv = preview(query, schema, float(epsilon), mechanism, delta).detail
     out = []
     for n in sizes:
         if pv.get("kind") == "mean":
             a_s, a_c = pv["sum_halfwidth"], pv["count_halfwidth"]
-            col = schema.column(query.column)
-            out.append(a_s / (n - a_c) / (col.upper - col.lower) if n > a_c else float("nan"))
+            m = abs(float(true_mean)) if true_mean is not None else float("nan")
+            out.append(a_s / (n - a_c) / m if n > a_c and m > 0 else float("nan"))
         else:
             out.append(float(pv.get("halfwidth", float("nan"))) / n)
     return out
