@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from privacy.opendp_runtime import dp  # noqa: F401  (the one-off import cost, reported)
     import_s = time.perf_counter() - t0
 
-    from benchmarks import report
+    from benchmarks import png_export, report
     from benchmarks.cohort import KINDS, pick_source
     from benchmarks.measure import MEMORY_METHOD
     from benchmarks.suite import Bench
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 "epsilon_warm": 0.5, "loadavg_start": load, "loadavg_end": load_end, "mechanism": "laplace", "measured_s": total_s}
         report.write_json(a.json, meta, prep, queries, targets)
         print(f"wrote {a.json}")
+    png_export.main(["--rounds", "1" if a.quick else "3"])   # PNG export of the radiology report, old vs batched
     return 0
 
 

@@ -123,12 +123,19 @@ html = report_export.report_html(
 c1, c2 = st.columns(2)
 c1.download_button("Download report (HTML, works offline)", html, "radiology_report.html", "text/html",
                    key="rad_html")
+png_key = sorted(r.release_key for r in rels.values())     # PNGs of THIS report only, never an older one
+report_export.prewarm_png_browser()    # in the background: "Prepare PNG figures" then finds Chromium ready
 if c2.button("Prepare PNG figures", key="rad_png_prepare"):
+    st.session_state.pop("rad_png", None)
     with st.spinner("Rendering PNG figures…"):
         try:
-            st.session_state["rad_png"] = report_export.figures_png_zip(figs)
-        except Exception as e:  # kaleido needs Chromium
-            st.error(f"PNG export is unavailable here: {e}")
-if "rad_png" in st.session_state:
-    c2.download_button("Download PNG figures (zip)", st.session_state["rad_png"], "radiology_figures.zip",
-                       "application/zip", key="rad_png_dl")
+            st.session_state["rad_png"] = {"key": png_key, "zip": report_export.figures_png_zip(figs)}
+        except report_export.PngExportUnavailable as e:     # no Chromium on the server, or it failed
+            st.session_state["rad_png"] = {"key": png_key, "error": str(e)}
+png = st.session_state.get("rad_png")
+if png and png["key"] == png_key:
+    if "error" in png:
+        c2.error(png["error"])
+    else:
+        c2.download_button("Download PNG figures (zip)", png["zip"], "radiology_figures.zip",
+                           "application/zip", key="rad_png_dl")
