@@ -44,6 +44,7 @@ bench: install
 	$(PY) -m benchmarks.cohort_load $(filter --big,$(BENCH_ARGS))
 	$(PY) -m benchmarks.report_budget
 	$(PY) -m benchmarks.clinician_session
+	$(PY) -m benchmarks.simulate_speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
