@@ -286,6 +286,9 @@ def release_figure(release: "Release", schema: Schema | None = None) -> go.Figur
         return _bar_figure(release, schema)
     if stat == "crosstab":
         return _heatmap_figure(release, schema)
+    if stat == "survival":
+        from dashboard.survival_chart import survival_figure
+        return survival_figure(release, schema)
     return _point_figure(release, schema)
 
 
@@ -578,6 +581,9 @@ def release_table(release: "Release", schema: Schema | None = None) -> pd.DataFr
 def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFrame:
     """`release_table` for people: plain headers, counts and their intervals as whole numbers
     clipped at 0 (the raw values stay in the CSV/JSON downloads), others to 3 significant digits."""
+    if release.query.get("stat") == "survival":
+        from dashboard.survival_chart import median_table
+        return median_table(release)
     df = release_table(release, schema)
     count = _is_count(release)
     lo = np.maximum(df["ci_low"], 0.0) if count else df["ci_low"]

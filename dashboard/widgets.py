@@ -16,6 +16,7 @@ STAT_LABELS = {
     "grouped-mean": "Mean by group",
     "grouped-quantile": "Median / quantile by group",
     "crosstab": "2-D counts (table)",
+    "survival": "Survival curve",
 }
 EPS_GRID = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0]
 # A scripted 20-question clinician session (benchmarks/clinician_session.py) costs 2.0 at Balanced,
@@ -35,9 +36,11 @@ def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(ST
     cats = [c.name for c in schema.of_kind("categorical")]
     nums = [c.name for c in schema.of_kind("numeric")]
     binnable = [c.name for c in schema.of_kind("categorical", "numeric", "date")]
+    if not schema.survival:
+        stats = tuple(x for x in stats if x != "survival")
     stat = st.selectbox("Statistic", stats, format_func=STAT_LABELS.get, key=f"{prefix}_stat",
                         help="What to compute. Every result is a differentially private release.")
-    column = by = None
+    column = by = endpoint = None
     q = None
     fmt = lambda n: _label(schema, n)  # noqa: E731
     if stat == "histogram":
@@ -55,6 +58,17 @@ def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(ST
         if stat == "grouped-quantile":
             q = st.select_slider("Quantile", options=[0.1, 0.25, 0.5, 0.75, 0.9], value=0.5, key=f"{prefix}_q",
                                  format_func=lambda v: "median" if v == 0.5 else f"{v:.0%}")
+    elif stat == "survival":
+        names = [e.name for e in schema.survival]
+        endpoint = st.selectbox("Endpoint", names, key=f"{prefix}_endpoint",
+                                format_func=lambda n: schema.endpoint(n).label or n,
+                                help="The data owner's public definition of which status is an event.")
+        column = schema.endpoint(endpoint).time
+        event_col = schema.endpoint(endpoint).event
+        choices = ["", *[c for c in cats if c != event_col]]
+        by = st.selectbox("Compare by", choices, key=f"{prefix}_by",
+                          format_func=lambda n: "(no comparison)" if not n else fmt(n),
+                          help="One curve per group; the groups are disjoint, so all cost what one would.") or None
     elif stat == "crosstab":
         column = st.selectbox("Rows", binnable, format_func=fmt, key=f"{prefix}_column")
         rest = [c for c in binnable if c != column]
@@ -67,7 +81,7 @@ def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(ST
         wv = st.selectbox("Restrict to", values, key=f"{prefix}_where_val")
         where = f"{wc}={wv}"
     try:
-        return make_query(stat, column=column, by=by, where=where, q=q)
+        return make_query(stat, column=column, by=by, where=where, q=q, endpoint=endpoint)
     except QueryError as e:
         st.error(str(e))
         return None

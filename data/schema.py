@@ -104,6 +104,25 @@ Column = Union[CategoricalColumn, NumericColumn, DateColumn, IdColumn]
 
 
 @dataclass(frozen=True)
+class SurvivalEndpoint:
+    """A public survival definition: a time column (numeric, public bounds and time bins) and an
+    event column whose public categories say which rows are events and which are censored.
+
+    Rows whose event category is in neither list (or missing) are left out of the curve; with
+    `where`, only rows in that public category of another column count (e.g. colon's death rows).
+    """
+
+    name: str
+    time: str
+    event: str
+    events: tuple[str, ...]
+    censored: tuple[str, ...]
+    label: str = ""
+    bin_edges: tuple[float, ...] = ()      # () = the time column's public bin edges
+    where: tuple[str, str] | None = None    # (categorical column, public category)
+
+
+@dataclass(frozen=True)
 class Schema:
     """Public metadata of one dataset. `privacy_unit` names the patient id column."""
 
@@ -118,6 +137,7 @@ class Schema:
     source: str = ""
     confirmed: bool = True
     row_noun: str = ""                         # what one row is ("exam"); "" = "patient" / "row"
+    survival: tuple[SurvivalEndpoint, ...] = ()  # public survival endpoints (time + event definition)
     group_sizes: tuple[int, int] | None = None  # public typical group size range, for accuracy words
 
     @property
@@ -137,6 +157,14 @@ class Schema:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    def endpoint(self, name: str = "", time: str = "") -> SurvivalEndpoint:
+        """The survival endpoint called `name`, else the first one on time column `time`."""
+        for e in self.survival:
+            if (name and e.name == name) or (not name and (not time or e.time == time)):
+                return e
+        names = ", ".join(e.name for e in self.survival) or "none declared"
+        raise SchemaError(f"no survival endpoint {name or time!r} in the schema (endpoints: {names})")
 
     def of_kind(self, *kinds: str) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.kind in kinds)
@@ -265,7 +293,36 @@ def validate_schema(s: Schema) -> Schema:
         raise SchemaError(f"row_noun must be a plain word such as 'exam', got {s.row_noun!r}")
     for c in s.columns:
         validate_column(c)
+    for e in s.survival:
+        validate_endpoint(s, e)
     return s
+
+
+def validate_endpoint(s: "Schema", e: SurvivalEndpoint) -> None:
+    where = f"survival endpoint '{e.name}'"
+    names = [x.name for x in s.survival]
+    if names.count(e.name) > 1 or not e.name.replace("_", "").replace("-", "").isalnum():
+        raise SchemaError(f"{where}: the name must be unique and letters, digits, '-' or '_'")
+    t = next((c for c in s.columns if c.name == e.time), None)
+    if not isinstance(t, NumericColumn):
+        raise SchemaError(f"{where}: time column '{e.time}' must be a numeric column of the schema")
+    ev = next((c for c in s.columns if c.name == e.event), None)
+    if not isinstance(ev, CategoricalColumn):
+        raise SchemaError(f"{where}: event column '{e.event}' must be a categorical column of the schema")
+    bad = [v for v in e.events + e.censored if v not in ev.categories]
+    if bad:
+        raise SchemaError(f"{where}: {', '.join(map(repr, bad))} not categories of '{e.event}'")
+    if not e.events or set(e.events) & set(e.censored):
+        raise SchemaError(f"{where}: needs at least one event category, none of them also censored")
+    edges = e.bin_edges or t.bin_edges
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] != t.lower \
+            or edges[-1] > t.upper or len(edges) > 201:
+        raise SchemaError(f"{where}: time bins must be 2-201 increasing edges from the lower bound "
+                          f"{t.lower:g} up to at most {t.upper:g}")
+    if e.where is not None:
+        wc = next((c for c in s.columns if c.name == e.where[0]), None)
+        if not isinstance(wc, CategoricalColumn) or e.where[1] not in wc.categories:
+            raise SchemaError(f"{where}: 'where' must name a categorical column and one of its categories")
 
 
 # ----------------------------------------------------------------------------------------- TOML
@@ -335,10 +392,38 @@ def schema_from_dict(d: dict[str, Any]) -> Schema:
             confirmed=bool(ds.get("confirmed", True)),
             row_noun=str(ds.get("row_noun", "")).strip(),
             group_sizes=_group_sizes(ds.get("group_sizes")),
+            survival=_endpoints(d.get("survival", {})),
         )
     except TypeError as e:  # pragma: no cover - defensive
         raise SchemaError(str(e)) from None
     return validate_schema(s)
+
+
+def _endpoints(d: Any) -> tuple[SurvivalEndpoint, ...]:
+    if not isinstance(d, dict):
+        raise SchemaError("[survival] must hold one table per endpoint, e.g. [survival.overall]")
+    out = []
+    for name, spec in d.items():
+        if not isinstance(spec, dict):
+            raise SchemaError(f"survival endpoint '{name}': expected a table")
+        unknown = set(spec) - {"time", "event", "events", "censored", "label", "bin_edges", "where"}
+        if unknown:
+            raise SchemaError(f"survival endpoint '{name}': unknown key(s) {', '.join(sorted(unknown))}")
+        w = spec.get("where")
+        if w is not None and (not isinstance(w, str) or "=" not in w):
+            raise SchemaError(f"survival endpoint '{name}': where must look like \"column=category\"")
+        try:
+            out.append(SurvivalEndpoint(
+                name=str(name), time=str(spec["time"]), event=str(spec["event"]),
+                events=tuple(_category_str(v) for v in spec.get("events", [])),
+                censored=tuple(_category_str(v) for v in spec.get("censored", [])),
+                label=str(spec.get("label", "")),
+                bin_edges=tuple(_finite(v, f"survival endpoint '{name}': time bin edge")
+                                for v in spec.get("bin_edges", [])),
+                where=tuple(x.strip() for x in w.split("=", 1)) if w else None))  # type: ignore[arg-type]
+        except KeyError as k:
+            raise SchemaError(f"survival endpoint '{name}': missing {k}") from None
+    return tuple(out)
 
 
 def _group_sizes(v: Any) -> tuple[int, int] | None:
@@ -411,4 +496,13 @@ def schema_to_toml(s: Schema) -> str:
                 lines.append("integer = true")
         elif isinstance(c, DateColumn):
             lines += [f"start = {q(c.start)}", f"end = {q(c.end)}", f"bin_unit = {q(c.bin_unit)}"]
+    for e in s.survival:
+        lines += ["", f"[survival.{q(e.name)}]", f"time = {q(e.time)}", f"event = {q(e.event)}",
+                  f"events = {q(list(e.events))}", f"censored = {q(list(e.censored))}"]
+        if e.label:
+            lines.append(f"label = {q(e.label)}")
+        if e.bin_edges:
+            lines.append(f"bin_edges = {q(list(e.bin_edges))}")
+        if e.where:
+            lines.append(f"where = {q(e.where[0] + '=' + e.where[1])}")
     return "\n".join(lines) + "\n"

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 DEFAULT_LEDGER = os.path.join("var", "ledger.sqlite")
 DEFAULT_DELTA = 1e-7  # = privacy.calibrate.DEFAULT_DELTA (not imported: it pulls in OpenDP)
-STATS = ("count", "histogram", "mean", "quantile", "grouped-mean", "grouped-quantile", "crosstab")  # = queries.STATS
+from privacy.queries import STATS  # noqa: E402  (the registry of statistics: one list for CLI and UI)
 MECHANISMS = ("laplace", "gaussian")
 
 
@@ -166,8 +166,10 @@ def _query(args, schema):
         raise UsageError(f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}")
     if stat == "count" and args.column:
         raise UsageError("--stat count takes no --column (use --where COLUMN=VALUE to restrict)")
-    if args.by and stat not in ("grouped-mean", "grouped-quantile", "crosstab"):
-        raise UsageError(f"--by applies only to grouped-mean, grouped-quantile and crosstab, not {stat}")
+    if args.by and stat not in ("grouped-mean", "grouped-quantile", "crosstab", "survival"):
+        raise UsageError(f"--by applies only to grouped-mean, grouped-quantile, crosstab and survival, not {stat}")
+    if getattr(args, "endpoint", None) and stat != "survival":
+        raise UsageError(f"--endpoint applies only to --stat survival, not {stat}")
     if args.q is not None and stat not in ("quantile", "grouped-quantile"):
         raise UsageError(f"--q applies only to --stat quantile and grouped-quantile, not {stat}")
     if (args.bins or args.date_unit) and stat != "histogram":
@@ -180,7 +182,7 @@ def _query(args, schema):
         except ValueError:
             raise UsageError(f"--bins must be comma-separated numbers like 0,10,20, got {args.bins!r}") from None
     query = make_query(stat, column=args.column, by=args.by, where=args.where, q=q, bin_edges=edges,
-                       date_unit=args.date_unit)
+                       date_unit=args.date_unit, endpoint=getattr(args, "endpoint", None))
     validate_query(query, schema)
     return query, validate_mechanism(args.mechanism), _delta(args)
 
@@ -515,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
         g = sp.add_argument_group("query")
         g.add_argument("--stat", default="count", help=f"one of {', '.join(STATS)} (default count)")
         g.add_argument("--column", help="column the statistic is about")
-        g.add_argument("--by", help="second column (grouped-mean, grouped-quantile, crosstab)")
+        g.add_argument("--by", help="second column (grouped-mean, grouped-quantile, crosstab; survival: compare by)")
+        g.add_argument("--endpoint", help="survival: the schema's endpoint name (default: the first on --column)")
         g.add_argument("--where", metavar="COLUMN=VALUE", help="restrict to one public category")
         g.add_argument("--q", help="quantile level (default 0.5)")
         g.add_argument("--bins", metavar="EDGES", help="comma-separated public bin edges (numeric histogram)")

@@ -517,3 +517,4 @@ def build_plan(query: Query, schema: Schema, epsilon: float, mechanism: str = "l
 
 
 from privacy import quantile as _quantile  # noqa: E402,F401  (registers QuantileQuery)
+from privacy import survival as _survival  # noqa: E402,F401  (registers SurvivalQuery)

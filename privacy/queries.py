@@ -155,10 +155,39 @@ class CrossTabQuery(_Query):
         return f"{lab(self.column)} by {lab(self.by)}"
 
 
+@dataclass(frozen=True)
+class SurvivalQuery(_Query):
+    """Survival curve (Kaplan-Meier over public time bins) of a schema endpoint, optionally per
+    public category of `by` (disjoint groups: one measurement). `column` is the endpoint's time
+    column; `endpoint` names the schema's event definition ('' = the first on that column)."""
+
+    stat: ClassVar[str] = "survival"
+    column: str = ""
+    endpoint: str = ""
+    by: str = ""
+
+    def describe(self, schema: Schema | None = None) -> str:
+        """'Overall survival by risk group', from the endpoint's public label."""
+        name = ""
+        if schema is not None:
+            try:
+                e = schema.endpoint(self.endpoint, self.column)
+                name = e.label or e.name.replace("_", " ")
+            except SchemaError:
+                pass
+        name = name or (self.endpoint.replace("_", " ") + " survival" if self.endpoint else "Survival")
+        lab = (lambda c: _mid_sentence(schema.label(c))) if schema else (lambda c: c)
+        text = name + (f" by {lab(self.by)}" if self.by else "")
+        if self.where:
+            text += f" among {lab(self.where.column)} {self.where.value}"
+        return text[:1].upper() + text[1:]
+
+
 Query = Union[CountQuery, HistogramQuery, MeanQuery, QuantileQuery, GroupedMeanQuery, GroupedQuantileQuery,
-              CrossTabQuery]
+              CrossTabQuery, SurvivalQuery]
 QUERY_TYPES: dict[str, type] = {c.stat: c for c in (CountQuery, HistogramQuery, MeanQuery, QuantileQuery,
-                                                     GroupedMeanQuery, GroupedQuantileQuery, CrossTabQuery)}
+                                                     GroupedMeanQuery, GroupedQuantileQuery, CrossTabQuery,
+                                                     SurvivalQuery)}
 STATS = tuple(QUERY_TYPES)
 
 
@@ -181,7 +210,8 @@ def query_from_dict(d: dict[str, Any]) -> Query:
 
 
 def make_query(stat: str, column: str | None = None, by: str | None = None, where: str | Where | None = None,
-               q: float | None = None, bin_edges=None, date_unit: str | None = None) -> Query:
+               q: float | None = None, bin_edges=None, date_unit: str | None = None,
+               endpoint: str | None = None) -> Query:
     """Build a query from loose parameters (CLI/UI). `where` may be 'column=value'."""
     if isinstance(where, str):
         if "=" not in where:
@@ -202,6 +232,8 @@ def make_query(stat: str, column: str | None = None, by: str | None = None, wher
         return MeanQuery(where=where, column=column)
     if stat == "quantile":
         return QuantileQuery(where=where, column=column, q=0.5 if q is None else float(q))
+    if stat == "survival":
+        return SurvivalQuery(where=where, column=column, endpoint=endpoint or "", by=by or "")
     if not by:
         raise QueryError(f"statistic '{stat}' needs a second column (--by)")
     if stat == "grouped-mean":
@@ -285,6 +317,17 @@ def validate_query(query: Query, schema: Schema) -> Query:
     elif isinstance(query, GroupedMeanQuery):
         _need(schema, query.column, ("numeric",), "column")
         _need(schema, query.by, ("categorical",), "group-by column")
+    elif isinstance(query, SurvivalQuery):
+        try:
+            e = schema.endpoint(query.endpoint, query.column)
+        except SchemaError as err:
+            raise QueryError(str(err)) from None
+        if e.time != query.column:
+            raise QueryError(f"survival endpoint '{e.name}' is measured on '{e.time}', not '{query.column}'")
+        if query.by:
+            _need(schema, query.by, ("categorical",), "compare-by column")
+            if query.by == e.event:
+                raise QueryError("compare by a column other than the event column")
     elif isinstance(query, CrossTabQuery):
         _need(schema, query.column, ("categorical", "numeric", "date"), "column")
         _need(schema, query.by, ("categorical", "numeric", "date"), "second column")

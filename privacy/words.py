@@ -29,8 +29,8 @@ DEFAULT_TARGETS = {"counts": 15.0, "mean": 1.0, "quantile": 5.0}   # ± rows, ±
 
 
 def target_kind(stat: str) -> str:
-    return {"count": "counts", "histogram": "counts", "crosstab": "counts", "mean": "mean",
-            "grouped-mean": "mean"}.get(stat, "quantile")
+    return {"count": "counts", "histogram": "counts", "crosstab": "counts", "survival": "counts",
+            "mean": "mean", "grouped-mean": "mean"}.get(stat, "quantile")
 
 
 def target_halfwidth(stat: str, value: float, schema) -> float:

@@ -362,3 +362,30 @@ def test_saved_set_of_statistics_is_released_once():
     at.button(key="basket_release").click().run()                   # the same set again: free
     assert any("cost nothing" in s.value for s in at.success)
     assert len(lg.entries(kinds=("reserve",))) == 1
+
+
+@pytest.mark.parametrize("role", ["owner", "analyst"])
+def test_survival_by_risk_group(role, monkeypatch):
+    """Explore: survival curve by risk group, bands drawn, number-at-risk and median tables; an
+    analyst's page shows no true value (nothing but the release's noisy numbers)."""
+    if role == "analyst":
+        monkeypatch.setenv("DP_ROLE", "analyst")
+        monkeypatch.setenv("DP_ANALYST", "ana")
+    at = _app()
+    at.selectbox(key="ex_stat").select("survival").run()
+    at.selectbox(key="ex_endpoint").select("cancer_specific").run()
+    at.selectbox(key="ex_by").select("risk_group").run()
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
+    assert "events and censorings per time bin within ±" in " ".join(i.value for i in at.info)
+    at.button(key="release").click().run()
+    assert not at.exception, at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = {t.get("name") for t in fig["data"] if t.get("name")}
+    assert {"low", "intermediate", "high"} <= names
+    assert any(t.get("fill") == "tonexty" for t in fig["data"]), "each curve has its band"
+    at_risk = at.dataframe[0].value
+    assert at_risk.columns[0] == "Number at risk" and "low" in set(at_risk["Number at risk"])
+    medians = at.dataframe[1].value
+    assert "Median survival" in medians.columns and "1-year survival" in medians.columns
+    text = " ".join(str(x.value) for x in (*at.markdown, *at.caption, *at.success))
+    assert "true" not in text.lower() or role == "owner"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, survival_chart
 from dashboard.context import Context, epsilon_words, page_context
 from dashboard.widgets import epsilon_chooser, preview_box, query_builder, questions_left_caption
 from privacy.ledger import BudgetExceeded, LedgerError
@@ -77,6 +77,17 @@ def _release_basket(total: float, ctx: Context) -> None:
     st.session_state["ex_basket_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "cached": rep.cached,
                                             "epsilon": rep.epsilon, "remaining": rep.remaining,
                                             "releases": [rep.releases[it.key].to_dict() for it in items]}
+
+
+def _result_figure(rel: Release, raw: dict, schema):
+    """The shown result's chart, built once per result (and schema) in this session: reruns for other
+    widgets reuse it instead of rebuilding it (~50-150 ms). Built from the release only (post-processing)."""
+    key = (repr(raw), id(schema))
+    memo = st.session_state.get("_ex_figure")
+    if memo is None or memo[0] != key:
+        memo = (key, charts.release_figure(rel, schema))
+        st.session_state["_ex_figure"] = memo
+    return memo[1]
 
 
 st.title("Explore the cohort")
@@ -161,7 +172,9 @@ with right:
         else:
             st.success(f"Released. Cost ε {rel.epsilon:.3g}" + (f", δ {rel.delta:.0e}" if rel.delta else "")
                        + f"; remaining budget {rel.remaining:.3g}.")
-        st.plotly_chart(charts.release_figure(rel, schema), width="stretch", key="ex_chart")
+        st.plotly_chart(_result_figure(rel, res["release"], schema), width="stretch", key="ex_chart")
+        if rel.query.get("stat") == "survival":
+            st.dataframe(survival_chart.at_risk_table(rel), hide_index=True, width="stretch")
         if len(rel.values) <= 3:
             for i in range(len(rel.values)):
                 st.markdown(f"**{rel.labels[i]}**: {charts.describe_interval(rel, i, schema)}")
@@ -177,3 +190,26 @@ with right:
         st.caption(f"{rel.description} · mechanism {rel.mechanism} ({noise}) · 95% intervals · {rel.timestamp}")
     else:
         st.info("Choose a statistic and a privacy level, check the expected accuracy, then press **Release**.")
+
+
+@st.cache_resource(show_spinner=False)
+def _chart_code_preload() -> str | None:
+    """HTML whose script makes the browser load Streamlit's lazily loaded chart and table code
+    (its PlotlyChart and DataFrame chunks, ~5 MB of JavaScript) while the page is idle, so the
+    first result is drawn as fast as later ones. None if the chunks are not where Streamlit 1.x
+    keeps them (then the browser loads them on the first chart, as before)."""
+    from pathlib import Path
+    js = Path(st.__file__).parent / "static" / "static" / "js"
+    chunks = [p.name for pat in ("PlotlyChart.*.js", "DataFrame.*.js") for p in sorted(js.glob(pat))[:1]]
+    if not chunks:
+        return None
+    import json
+    return ("<script>(() => {if (window.__dpChartCode) return; window.__dpChartCode = true;"
+            "const main = [...document.querySelectorAll('script[type=\"module\"][src]')]"
+            ".find(s => /\\/static\\/js\\/index\\.[^/]*\\.js$/.test(s.src)); if (!main) return;"
+            f"const load = () => {json.dumps(chunks)}.forEach(c => import(new URL(c, main.src).href).catch(() => {{}}));"
+            "(window.requestIdleCallback || ((f) => setTimeout(f, 500)))(load, {timeout: 2000});})();</script>")
+
+
+if (_preload := _chart_code_preload()) is not None:
+    st.html(_preload, unsafe_allow_javascript=True)

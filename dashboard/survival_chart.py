@@ -1,0 +1,116 @@
+"""Survival curve figures and the number-at-risk table: pure functions of a survival release.
+
+Everything drawn is the release (noisy Kaplan-Meier values, their pointwise 95% bands, noisy
+numbers at risk rounded and clipped at 0); nothing here touches data. Bins whose band is the whole
+range [0, 1] (too few patients at risk for the noise) are not drawn: "not enough patients".
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+PALETTE = ("#1f6fb4", "#d1552a", "#2e8b57", "#8e44ad", "#b8860b", "#17a2b8", "#6b6b6b")
+BAND_NOTE = ("Shaded: pointwise 95% band (sampling variation by Greenwood's formula plus the DP noise, "
+             "delta method). Curves stop where too few patients remain at risk for the noise.")
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=False)
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha:g})"
+
+
+def _groups(release) -> list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]]:
+    ex = release.extra
+    nb = len(ex["edges"]) - 1
+    v, lo, hi = (np.asarray(x, dtype=float) for x in (release.values, release.ci_low, release.ci_high))
+    return [(g, v[i * nb:(i + 1) * nb], lo[i * nb:(i + 1) * nb], hi[i * nb:(i + 1) * nb])
+            for i, g in enumerate(ex["groups"])]
+
+
+def _shown(g: dict, lo: np.ndarray, hi: np.ndarray) -> int:
+    """Number of bins to draw: up to the first bin whose band is [0, 1] (no information)."""
+    gone = np.flatnonzero((lo <= 0.0) & (hi >= 1.0))
+    return int(gone[0]) if len(gone) else len(lo)
+
+
+def survival_figure(release, schema=None) -> go.Figure:
+    ex = release.extra
+    edges = np.asarray(ex["edges"], dtype=float)
+    unit = ex.get("time_unit", "")
+    fig = go.Figure()
+    empty_groups = []
+    for i, (g, v, lo, hi) in enumerate(_groups(release)):
+        k = _shown(g, lo, hi)
+        name = str(g["group"])
+        if k == 0:
+            if name not in ("missing", "other"):
+                empty_groups.append(name)
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        x = np.r_[edges[0], edges[1:k + 1]]
+        y, yl, yh = np.r_[1.0, v[:k]], np.r_[1.0, lo[:k]], np.r_[1.0, hi[:k]]
+        fig.add_trace(go.Scatter(x=x, y=yh, mode="lines", line=dict(width=0, shape="hv"), hoverinfo="skip",
+                                 showlegend=False, legendgroup=name))
+        fig.add_trace(go.Scatter(x=x, y=yl, mode="lines", line=dict(width=0, shape="hv"), fill="tonexty",
+                                 fillcolor=_rgba(colour, 0.18), hoverinfo="skip", showlegend=False,
+                                 legendgroup=name))
+        hover = [f"<b>{_esc(name)}</b><br>{t:g} {_esc(unit)}: {100 * s:.1f}% surviving "
+                 f"(95% band {100 * a:.1f}% to {100 * b:.1f}%)" for t, s, a, b in zip(x, y, yl, yh)]
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=_esc(name), line=dict(color=colour, width=2.5,
+                                                                                     shape="hv"),
+                                 hovertext=hover, hoverinfo="text", legendgroup=name))
+    title = release.description
+    sub = BAND_NOTE + (f" Not enough patients to estimate: {', '.join(empty_groups)}." if empty_groups else "")
+    fig.update_layout(template="plotly_white", height=460, title=dict(text=_esc(title), x=0.01,
+                                                                      subtitle=dict(text=_esc(sub))),
+                      margin=dict(l=64, r=24, t=90, b=56), legend=dict(orientation="h", y=-0.2),
+                      hovermode="closest")
+    fig.update_xaxes(title_text=_esc(f"Time since start of follow-up ({unit})" if unit else "Time"),
+                     range=[edges[0], edges[-1]])
+    fig.update_yaxes(title_text="Surviving (%)", range=[0, 1.02], tickformat=".0%")
+    return fig
+
+
+def at_risk_table(release) -> pd.DataFrame:
+    """Numbers at risk at the start of each time bin per group (noisy, rounded, clipped at 0)."""
+    ex = release.extra
+    starts = [f"{e:g}" for e in ex["edges"][:-1]]
+    rows = {}
+    for g, _, lo, hi in _groups(release):
+        k = _shown(g, lo, hi)
+        rows[str(g["group"])] = [f"{max(n, 0):,}" if j < k else "" for j, n in enumerate(g["at_risk"])]
+    unit = ex.get("time_unit", "")
+    df = pd.DataFrame(rows, index=starts).T
+    df.columns = [f"{s} {unit}".strip() for s in starts]
+    return df.reset_index(names="Number at risk")
+
+
+def median_table(release) -> pd.DataFrame:
+    """Median survival per group with its interval; 'not reached' within the public follow-up."""
+    unit = release.extra.get("time_unit", "")
+
+    def fmt(v):
+        return "not reached" if not np.isfinite(v) else f"{v:g} {unit}".strip()   # within what is estimable
+
+    out = []
+    landmark_names = list(dict.fromkeys(n for g in release.extra["groups"] for n in g.get("landmarks", {})))
+    for g, _, lo, hi in _groups(release):
+        if _shown(g, lo, hi) == 0:
+            out.append({"Group": g["group"], "Median survival": "not enough patients to estimate",
+                        "95% interval": ""})
+            continue
+        out.append({"Group": g["group"], "Median survival": fmt(g["median"]),
+                    "95% interval": f"{fmt(g['median_low'])} to {fmt(g['median_high'])}"})
+        for name in landmark_names:
+            s_a_b = g.get("landmarks", {}).get(name)
+            out[-1][f"{name} survival"] = (f"{100 * s_a_b[0]:.0f}% ({100 * s_a_b[1]:.0f}–{100 * s_a_b[2]:.0f}%)"
+                                           if s_a_b else "not enough patients to estimate")
+    return pd.DataFrame(out)
