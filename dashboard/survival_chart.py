@@ -114,3 +114,34 @@ def median_table(release) -> pd.DataFrame:
             out[-1][f"{name} survival"] = (f"{100 * s_a_b[0]:.0f}% ({100 * s_a_b[1]:.0f}–{100 * s_a_b[2]:.0f}%)"
                                            if s_a_b else "not enough patients to estimate")
     return pd.DataFrame(out)
+
+
+def compare_figure(labels, truth, values, ci_low, ci_high, title: str, unit: str = "") -> go.Figure:
+    """Data owner only: the true (non-private) curve, dashed, beside one private release with its
+    band, per group. Labels are the release's 'group | bin end'."""
+    groups: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        g, _, t = str(lab).rpartition(" | ")
+        groups.setdefault(g, []).append(i)
+    fig = go.Figure()
+    for k, (g, idx) in enumerate(groups.items()):
+        tr = np.asarray(truth, dtype=float)[idx]
+        if not np.isfinite(tr).any() or g in ("missing", "other"):
+            continue
+        colour = PALETTE[k % len(PALETTE)]
+        ends = [float(str(labels[i]).rpartition(" | ")[2]) for i in idx]
+        x = np.r_[0.0, ends]
+        v, lo, hi = (np.r_[1.0, np.asarray(a, dtype=float)[idx]] for a in (values, ci_low, ci_high))
+        fig.add_trace(go.Scatter(x=x, y=hi, mode="lines", line=dict(width=0, shape="hv"), hoverinfo="skip",
+                                 showlegend=False))
+        fig.add_trace(go.Scatter(x=x, y=lo, mode="lines", line=dict(width=0, shape="hv"), fill="tonexty",
+                                 fillcolor=_rgba(colour, 0.15), hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=x, y=v, mode="lines", name=_esc(f"{g}: private"),
+                                 line=dict(color=colour, width=2.5, shape="hv")))
+        fig.add_trace(go.Scatter(x=x, y=np.r_[1.0, tr], mode="lines", name=_esc(f"{g}: true (not private)"),
+                                 line=dict(color=colour, width=1.5, dash="dash", shape="hv")))
+    fig.update_layout(template="plotly_white", height=480, title=dict(text=_esc(title), x=0.01),
+                      margin=dict(l=64, r=24, t=60, b=56), legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(title_text=_esc(f"Time since start of follow-up ({unit})" if unit else "Time"))
+    fig.update_yaxes(title_text="Surviving (%)", range=[0, 1.02], tickformat=".0%")
+    return fig

@@ -210,8 +210,8 @@ def _survival_plan(q: SurvivalQuery, schema, epsilon, mechanism, delta):
         return Outcome(vals, lows, highs, {
             "edges": edges.tolist(), "groups": extra_groups, "time_unit": tcol.unit,
             "noisy_cells": counts.tolist(),
-            "interval": "pointwise 95% band on the log scale: Greenwood variance from the noisy counts plus "
-                        "the DP noise's variance (delta method)"})
+            "interval": "pointwise 95% band on the log(-log) scale: Greenwood variance from the noisy counts plus "
+                        "the DP noise's variance (delta method); [0, 1] where too few remain at risk"})
 
     def truth(cohort) -> list[float]:
         c = make_input(cohort)

@@ -389,3 +389,15 @@ def test_survival_by_risk_group(role, monkeypatch):
     assert "Median survival" in medians.columns and "1-year survival" in medians.columns
     text = " ".join(str(x.value) for x in (*at.markdown, *at.caption, *at.success))
     assert "true" not in text.lower() or role == "owner"
+
+
+def test_compare_survival_shows_true_and_private_curves():
+    at = _app()
+    at.switch_page("pages/compare.py").run()
+    at.selectbox(key="cmp_stat").select("survival").run()
+    at.slider(key="cmp_draws").set_value(20).run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception, at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = [t.get("name", "") for t in fig["data"]]
+    assert any(n.endswith("true (not private)") for n in names) and any(n.endswith(": private") for n in names)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, survival_chart
 from dashboard.context import page_context
 from dashboard.widgets import epsilon_chooser, query_builder
 from privacy.queries import QueryError
@@ -39,10 +39,14 @@ with right:
     if res and res["cohort"] == ctx.cohort_name:
         sim, query = res["sim"], res["query"]
         title = f"{query.describe(schema)} at ε {res['eps']:g}"
-        st.plotly_chart(charts.compare_figure(sim.labels, sim.truth, sim.values[0], sim.ci_low[0], sim.ci_high[0],
-                                              title, value_title="Number of patients" if query.stat in
-                                              ("count", "histogram", "crosstab") else "Value"),
-                        width="stretch", key="cmp_chart")
+        if query.stat == "survival":
+            fig = survival_chart.compare_figure(sim.labels, sim.truth, sim.values[0], sim.ci_low[0], sim.ci_high[0],
+                                                title, schema.column(query.column).unit)
+        else:
+            fig = charts.compare_figure(sim.labels, sim.truth, sim.values[0], sim.ci_low[0], sim.ci_high[0], title,
+                                        value_title=f"Number of {schema.rows_word}" if query.stat in
+                                        ("count", "histogram", "crosstab") else "Value")
+        st.plotly_chart(fig, width="stretch", key="cmp_chart")
         s = sim.summary()
         c1, c2, c3 = st.columns(3)
         if query.stat in ("histogram", "crosstab"):
