@@ -1,8 +1,10 @@
 """Owner upload page (dashboard/pages/upload.py) and its plain functions (dashboard/uploads.py).
 
 AppTest drives the real st.file_uploader and seeds the st.data_editor edit state through session
-state. Round trip: upload -> proposal (marked as read from the data) -> edit a bound -> confirm ->
-schema.toml saved with confirmed = true -> listed in uploaded_cohorts() and the sidebar picker.
+state. Round trip: upload -> proposal (marked as read from the data) -> edit a bound, tick the other
+columns "I declare this public", type the row limits -> confirm -> schema.toml saved with
+confirmed = true -> listed in uploaded_cohorts() and the sidebar picker. The review rules themselves
+are tested in tests/test_upload_hardening.py.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from data.schema import NumericColumn, SchemaError, load_schema, schema_to_toml
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGE = str(Path(APP).parent / "pages" / "upload.py")
-WARNING = "Read from the data: not public until you confirm or edit it"
+WARNING = "Read from the data: not public until you review and confirm it"
+SAVED = "Schema confirmed and saved"
 
 
 @pytest.fixture(autouse=True)
@@ -65,8 +68,27 @@ def editor_row(at: AppTest, column: str) -> int:
     return int(np.flatnonzero(table["column"].to_numpy() == column)[0])
 
 
-def edit(at: AppTest, rows: dict) -> None:
-    at.session_state["up_editor"] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+def edit(at: AppTest, rows: dict, key: str = "up_editor") -> None:
+    at.session_state[key] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+
+
+def review(at: AppTest, edits: dict[str, dict] | None = None, tick: bool = True) -> dict:
+    """Edit some columns ({name: {field: text}}) and tick "I declare this public" on every other one."""
+    table = at.data_editor[0].value
+    rows: dict = {}
+    for name, change in (edits or {}).items():
+        rows[editor_row(at, name)] = dict(change)
+    if tick:
+        for i, kind in enumerate(table["kind"]):
+            if kind not in ("id", "leave out") and i not in rows:
+                rows[i] = {"public": True}
+    edit(at, rows)
+    return rows
+
+
+def limits(at: AppTest, per_patient: str = "2", total: str = "1000") -> None:
+    at.text_input(key="up_mrpu").set_value(per_patient)
+    at.text_input(key="up_max_rows").set_value(total)
 
 
 # ------------------------------------------------------------------------------------ AppTest
@@ -83,14 +105,17 @@ def test_owner_uploads_edits_a_bound_confirms_and_the_cohort_appears(tmp_path):
     assert "<script>alert(1)</script>" in table.loc[site, "categories"]          # data, shown in a table cell
     assert at.text_input(key="up_id").value == "trial"
     assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").iterdir()), "nothing saved yet"
+    assert at.button(key="up_confirm").disabled, "nothing reviewed and no row limits typed yet"
 
-    edit(at, {psa: {"upper": "200", "bin_edges": "0, 50, 100, 150, 200"}})   # the owner's public bound
+    review(at, {"psa": {"upper": "200", "bin_edges": "0, 50, 100, 150, 200"}})   # the owner's public bound
+    limits(at, "2", "1000")
     at.number_input(key="up_budget").set_value(2.0)
     at.run()
+    assert not at.button(key="up_confirm").disabled, [w.value for w in at.warning]
     at.button(key="up_confirm").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert any("Saved the cohort" in s.value for s in at.success)
+    assert any(SAVED in s.value for s in at.success)
     assert any("120 rows read" in m.value for m in at.markdown), "validation report shown"
 
     folder = tmp_path / "uploads" / "trial"
@@ -124,27 +149,34 @@ def test_errors_are_shown_and_nothing_is_saved(tmp_path):
     assert not at.error and any(WARNING in w.value for w in at.warning)
     assert at.selectbox(key="up_unit").value == "row_id"
 
-    # schema errors on confirm: shown, nothing written
+    # schema errors: shown as soon as they are typed, Confirm disabled, nothing written
     at.file_uploader(key="up_data").set_value(("t.csv", trial_csv(), "text/csv")).run()
-    edit(at, {editor_row(at, "psa"): {"lower": "300"}})
+    review(at, {"psa": {"lower": "300"}})
+    limits(at)
     at.run()
-    at.button(key="up_confirm").click().run()
-    assert any("Not saved" in e.value and "bounds reversed" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("Fix before confirming" in e.value and "bounds reversed" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert at.button(key="up_confirm").disabled
+    review(at)
     at.text_input(key="up_id").set_value("bad id!").run()
-    at.button(key="up_confirm").click().run()
     assert any("dataset id" in e.value for e in at.error)
+    assert at.button(key="up_confirm").disabled
     assert uploaded_cohorts() == []
 
     # an existing id is refused unless the owner ticks overwrite
-    at.session_state["up_editor"] = {"edited_rows": {}, "added_rows": [], "deleted_rows": []}
     at.text_input(key="up_id").set_value("t").run()
     at.button(key="up_confirm").click().run()
-    assert uploaded_cohorts() == ["t"]
-    at.button(key="up_confirm").click().run()
+    assert uploaded_cohorts() == ["t"] and any(SAVED in s.value for s in at.success)
+    at.file_uploader(key="up_data").set_value(("t2.csv", trial_csv(), "text/csv")).run()     # a new draft
+    review(at)
+    limits(at)
+    at.text_input(key="up_id").set_value("t").run()
     assert any("already exists" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="up_confirm").disabled
     at.checkbox(key="up_overwrite").check().run()
+    assert not at.button(key="up_confirm").disabled, [e.value for e in at.error]
     at.button(key="up_confirm").click().run()
-    assert any("Replaced the cohort" in s.value for s in at.success)
+    assert any("Schema confirmed and replaced" in s.value for s in at.success), [s.value for s in at.success]
 
 
 def test_uploaded_schema_toml_is_used_instead_of_a_proposal(tmp_path):
@@ -157,6 +189,8 @@ def test_uploaded_schema_toml_is_used_instead_of_a_proposal(tmp_path):
     assert not any(WARNING in w.value for w in at.warning)
     assert any("Schema from your file" in i.value for i in at.info)
     assert at.text_input(key="up_id").value == "declared"
+    assert at.text_input(key="up_max_rows").value == "1000"       # declared in the owner's file
+    assert not at.button(key="up_confirm").disabled, "nothing was read from the data: no review needed"
     at.button(key="up_confirm").click().run()
     assert not at.error, [e.value for e in at.error]
     s = load_schema(tmp_path / "uploads" / "declared" / "schema.toml")
