@@ -11,8 +11,13 @@ page: from `button.click()` to the first animation frame after the chart for THA
 
 Next to it: `privacy.release.release` alone, in-process, on the same cohort (same query and
 epsilons, its own temporary ledger), so the UI overhead (websocket, script rerun, figure
-serialisation, Plotly drawing) is visible. Target: median click->chart under 1 s at 10^6 rows.
-Prints PASS/FAIL lines; informational only (exit status 0 whatever the timings).
+serialisation, Plotly drawing) is visible. Also timed: the cold page load (the first page of the
+fresh server, which imports OpenDP and builds the cohort), the first release of that page (it also
+loads the browser's chart code), and a page load by a second visitor once the server is warm.
+
+Targets at 10^6 rows ("speed as felt", issue 10): median click->chart under 0.5 s after the first
+release, the first release under 2 s, the cold page load under 3 s. Prints each measured value
+next to its target (ratio and PASS/FAIL); informational only (exit status 0 whatever the timings).
 """
 from __future__ import annotations
 
@@ -38,7 +43,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DATASET, OWNER = "prostate", "local owner"
 COLUMN, COLUMN_LABEL = "isup_grade_group", "ISUP grade group"
 # The Custom slider's grid from 0.5 upwards (dashboard.widgets.EPS_GRID); one step right per run.
-TARGET_S = 1.0
+TARGETS_S = {"median": 0.5, "first": 2.0, "load": 3.0}   # at 10^6 rows
+TARGET_NAMES = {"median": "click->chart median (after the first release)",
+                "first": "first release click->chart", "load": "cold page load"}
 BIG_BUDGET = 1000.0
 
 # In-page timer: click Release, resolve at the first animation frame after a Plotly chart whose
@@ -191,9 +198,23 @@ def app_cohort(rows: int):
     return prepared_cohort.__wrapped__(DATASET, rows)
 
 
-def browser_times(rows: int, runs: int, workdir: Path, dataset_id: str) -> tuple[list[float], list[float], float, float]:
-    """(epsilons, click->chart seconds per run, first page load seconds, warm-up release seconds).
-    On failure a screenshot goes to test-artifacts/ and the server log tail is printed."""
+def _second_visit(browser, url: str) -> float:
+    """Page load for a new visitor (new browser context) once the server is warm."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        t = time.perf_counter()
+        page.goto(url)
+        _wait_for_app_run(page)
+        return time.perf_counter() - t
+    finally:
+        ctx.close()
+
+
+def browser_times(rows: int, runs: int, workdir: Path, dataset_id: str) -> tuple[list[float], list[float], float, float, float]:
+    """(epsilons, click->chart seconds per run, first page load seconds, warm-up release seconds,
+    second visitor's page load seconds). On failure a screenshot goes to test-artifacts/ and the
+    server log tail is printed."""
     from playwright.sync_api import sync_playwright
     from privacy.ledger import BudgetLedger
 
@@ -207,7 +228,7 @@ def browser_times(rows: int, runs: int, workdir: Path, dataset_id: str) -> tuple
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             try:
-                return _drive(page, server.url, runs)
+                return (*_drive(page, server.url, runs), _second_visit(browser, server.url))
             except Exception:
                 shot = ROOT / "test-artifacts" / f"browser_latency_failure_{rows}.png"
                 shot.parent.mkdir(parents=True, exist_ok=True)
@@ -231,7 +252,7 @@ def release_times(cohort, epsilons: list[float], workdir: Path) -> list[float]:
     from privacy.release import release
 
     lg = BudgetLedger(workdir / "inprocess.sqlite")
-    lg.set_budget(cohort.schema.dataset_id, OWNER, BIG_BUDGET, actor="benchmark")
+    lg.set_dataset_budget(cohort.schema.dataset_id, BIG_BUDGET, actor="benchmark", note="browser latency benchmark")
     query = make_query("histogram", column=COLUMN)
     release(query, cohort, 0.1, lg, OWNER)                         # warm-up, like the browser run
     out = []
@@ -260,37 +281,43 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Release click -> chart drawn, median of {runs} fresh releases (histogram of {COLUMN_LABEL}, "
           f"Laplace, ε from 0.5 up), vs privacy.release.release alone in-process")
     header = (f"{'rows':>10} | {'click->chart med':>16} | {'min..max':>13} | {'release() med':>13} | "
-              f"{'UI overhead':>11} | {'page load':>9} | {'1st release':>11}")
+              f"{'UI overhead':>11} | {'page load':>9} | {'1st release':>11} | {'2nd visitor':>11}")
     print(header)
     print("-" * len(header))
-    verdicts = []
+    verdicts = []      # (rows, {"median": s, "first": s, "load": s})
     for rows in sizes:
         cohort = app_cohort(rows)
         with tempfile.TemporaryDirectory(prefix="dp-browser-bench-") as d:
             try:
-                eps, ui, load_s, warm_s = browser_times(rows, runs, Path(d), cohort.schema.dataset_id)
+                eps, ui, load_s, warm_s, visit_s = browser_times(rows, runs, Path(d), cohort.schema.dataset_id)
             except Exception as e:
                 print(f"{rows:>10,} | browser run failed: {type(e).__name__}: {str(e).splitlines()[0]}", flush=True)
                 if rows >= 10**6:
-                    verdicts.append((rows, float("inf")))
+                    verdicts.append((rows, dict.fromkeys(TARGETS_S, float("inf"))))
                 continue
             rel = release_times(cohort, eps, Path(d))
         ui_med, rel_med = statistics.median(ui), statistics.median(rel)
         print(f"{rows:>10,} | {ui_med * 1000:>13.0f} ms | {min(ui) * 1000:>5.0f}..{max(ui) * 1000:>4.0f} ms | "
               f"{rel_med * 1000:>10.1f} ms | {(ui_med - rel_med) * 1000:>8.0f} ms | {load_s:>7.1f} s | "
-              f"{warm_s * 1000:>8.0f} ms", flush=True)
+              f"{warm_s * 1000:>8.0f} ms | {visit_s:>9.1f} s", flush=True)
         if rows >= 10**6:
-            verdicts.append((rows, ui_med))
+            verdicts.append((rows, {"median": ui_med, "first": warm_s, "load": load_s}))
     print("click->chart: in-page, button.click() to the first frame after the new chart has its bars; "
           "release(): in-process, same cohort/query/epsilons; UI overhead = difference of medians; "
           "page load: first page of a fresh server (cohort build + OpenDP import); 1st release: warm-up "
-          "release at ε 0.1, incl. loading the Plotly/DataFrame frontend chunks (not in the median).")
+          "release at ε 0.1, click->chart (not in the median); 2nd visitor: page load in a new browser "
+          "context once the server is warm.")
     if not verdicts:
-        print("SKIP: no size >= 10^6 rows measured; the target applies at 10^6 rows")
-    for rows, med in verdicts:
-        ok = med < TARGET_S
-        print(f"{'PASS' if ok else 'FAIL'}: median click->chart at {rows:,} rows is {med:.3f} s "
-              f"({'<' if ok else '>='} {TARGET_S:g} s target)")
+        print("SKIP: no size >= 10^6 rows measured; the targets apply at 10^6 rows")
+    for rows, got in verdicts:
+        print(f"{'Targets at ' + format(rows, ',') + ' rows':52s} {'measured':>9}   {'target':>7}   measured/target")
+        for k, target in TARGETS_S.items():
+            m = got[k]
+            ok = m < target
+            print(f"{'PASS' if ok else 'FAIL'}: {TARGET_NAMES[k]:46s} {m:>7.3f} s   < {target:<3g} s   {m / target:>6.2f}")
+    if load > (os.cpu_count() or 1):
+        print(f"WARNING: load average {load:.1f} on {os.cpu_count()} CPUs at the start: other work competed, "
+              "timings are pessimistic")
     return 0
 
 
