@@ -269,11 +269,21 @@ def _date_unit_of(labels: Sequence[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------- releases
+FIGURES: dict[str, Any] = {}   # statistic -> figure builder (release, schema) -> Figure, for plug-ins
+
+
+def register_figure(stat: str, builder) -> None:
+    """A statistic plug-in's own chart; without one its release is drawn as dots with intervals."""
+    FIGURES[stat] = builder
+
+
 def release_figure(release: "Release", schema: Schema | None = None) -> go.Figure:
     """The chart for one release, chosen by its statistic. `schema` (public) adds labels/units."""
     stat = release.query.get("stat")
     if not release.labels:
         return _empty(release.description, "This release has no values.")
+    if stat in FIGURES:
+        return FIGURES[stat](release, schema)
     if stat == "histogram":
         col = _column(schema, release.query.get("column"))
         is_date_col = col is not None and col.kind == "date"
@@ -286,9 +296,6 @@ def release_figure(release: "Release", schema: Schema | None = None) -> go.Figur
         return _bar_figure(release, schema)
     if stat == "crosstab":
         return _heatmap_figure(release, schema)
-    if stat == "survival":
-        from dashboard.survival_chart import survival_figure
-        return survival_figure(release, schema)
     return _point_figure(release, schema)
 
 
@@ -895,3 +902,6 @@ def dot_interval_figure(labels: Sequence[str], values: Sequence[float], ci_low: 
     _layout(fig, title, f"{level} intervals", x_title, "")
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+from dashboard import survival_chart as _survival_chart  # noqa: E402,F401  (registers the survival figure)

@@ -145,3 +145,11 @@ def compare_figure(labels, truth, values, ci_low, ci_high, title: str, unit: str
     fig.update_xaxes(title_text=_esc(f"Time since start of follow-up ({unit})" if unit else "Time"))
     fig.update_yaxes(title_text="Surviving (%)", range=[0, 1.02], tickformat=".0%")
     return fig
+
+
+def _register() -> None:
+    from dashboard.charts import register_figure
+    register_figure("survival", survival_figure)
+
+
+_register()

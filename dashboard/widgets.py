@@ -4,20 +4,11 @@ from __future__ import annotations
 import streamlit as st
 
 from data.schema import Schema
+from privacy import statistics
 from privacy.queries import Query, QueryError, make_query
 from privacy.release import epsilon_for_error, preview
 from privacy.words import DEFAULT_TARGETS, reference_size, target_halfwidth, target_kind
 
-STAT_LABELS = {
-    "histogram": "Distribution (histogram)",
-    "count": "Count of patients",
-    "mean": "Mean",
-    "quantile": "Median / quantile",
-    "grouped-mean": "Mean by group",
-    "grouped-quantile": "Median / quantile by group",
-    "crosstab": "2-D counts (table)",
-    "survival": "Survival curve",
-}
 EPS_GRID = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0]
 # A scripted 20-question clinician session (benchmarks/clinician_session.py) costs 2.0 at Balanced,
 # the demo cohorts' default budget (8 paid releases, 12 free); it did not fit at the former 0.5.
@@ -31,14 +22,17 @@ def _label(schema: Schema, name: str) -> str:
     return f"{c.label or c.name}" + (f" ({c.unit})" if getattr(c, "unit", "") else "")
 
 
-def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(STAT_LABELS)) -> Query | None:
-    """Controls for one statistic; returns the query spec, or None with a message if incomplete."""
+def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] | None = None) -> Query | None:
+    """Controls for one statistic (from the registry of statistics, `privacy.statistics`); returns
+    the query spec, or None with a message if incomplete."""
+    if stats is None:
+        stats = statistics.names()
     cats = [c.name for c in schema.of_kind("categorical")]
     nums = [c.name for c in schema.of_kind("numeric")]
     binnable = [c.name for c in schema.of_kind("categorical", "numeric", "date")]
     if not schema.survival:
         stats = tuple(x for x in stats if x != "survival")
-    stat = st.selectbox("Statistic", stats, format_func=STAT_LABELS.get, key=f"{prefix}_stat",
+    stat = st.selectbox("Statistic", stats, format_func=statistics.label, key=f"{prefix}_stat",
                         help="What to compute. Every result is a differentially private release.")
     column = by = endpoint = None
     q = None
@@ -73,6 +67,13 @@ def query_builder(schema: Schema, prefix: str, stats: tuple[str, ...] = tuple(ST
         column = st.selectbox("Rows", binnable, format_func=fmt, key=f"{prefix}_column")
         rest = [c for c in binnable if c != column]
         by = st.selectbox("Columns", rest, format_func=fmt, key=f"{prefix}_by")
+    elif stat != "count":          # a plug-in statistic: one control per input it declares
+        picked = {}
+        for name, kinds in statistics.statistic(stat).inputs.items():
+            options = [c.name for c in schema.of_kind(*kinds) if c.name not in picked.values()]
+            picked[name] = st.selectbox(name.replace("_", " ").capitalize(), options, format_func=fmt,
+                                        key=f"{prefix}_{name}")
+        column, by = picked.get("column"), picked.get("by")
     where = None
     if st.toggle("Restrict to one group", key=f"{prefix}_restrict",
                  help="Only patients in one public category of another column, e.g. stage T3a."):

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 DEFAULT_LEDGER = os.path.join("var", "ledger.sqlite")
 DEFAULT_DELTA = 1e-7  # = privacy.calibrate.DEFAULT_DELTA (not imported: it pulls in OpenDP)
-from privacy.queries import STATS  # noqa: E402  (the registry of statistics: one list for CLI and UI)
+from privacy.statistics import names as _stat_names  # noqa: E402  (the registry: one list for CLI and UI)
 MECHANISMS = ("laplace", "gaussian")
 
 
@@ -162,8 +162,8 @@ def _query(args, schema):
     from privacy.queries import make_query, validate_mechanism, validate_query
 
     stat = args.stat
-    if stat not in STATS:
-        raise UsageError(f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}")
+    if stat not in _stat_names():
+        raise UsageError(f"unknown statistic {stat!r}; choose one of {', '.join(_stat_names())}")
     if stat == "count" and args.column:
         raise UsageError("--stat count takes no --column (use --where COLUMN=VALUE to restrict)")
     if args.by and stat not in ("grouped-mean", "grouped-quantile", "crosstab", "survival"):
@@ -515,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def query_opts(sp):
         g = sp.add_argument_group("query")
-        g.add_argument("--stat", default="count", help=f"one of {', '.join(STATS)} (default count)")
+        g.add_argument("--stat", default="count", help=f"one of {', '.join(_stat_names())} (default count)")
         g.add_argument("--column", help="column the statistic is about")
         g.add_argument("--by", help="second column (grouped-mean, grouped-quantile, crosstab; survival: compare by)")
         g.add_argument("--endpoint", help="survival: the schema's endpoint name (default: the first on --column)")

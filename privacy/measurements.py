@@ -502,6 +502,13 @@ _BUILDERS: dict[type, Callable] = {
 
 def register(query_type: type, builder: Callable) -> None:
     _BUILDERS[query_type] = builder
+    build_plan.cache_clear()
+
+
+def unregister(query_type: type) -> None:
+    _BUILDERS.pop(query_type, None)
+    build_plan.cache_clear()
+
 
 
 @functools.lru_cache(maxsize=512)

@@ -188,14 +188,14 @@ Query = Union[CountQuery, HistogramQuery, MeanQuery, QuantileQuery, GroupedMeanQ
 QUERY_TYPES: dict[str, type] = {c.stat: c for c in (CountQuery, HistogramQuery, MeanQuery, QuantileQuery,
                                                      GroupedMeanQuery, GroupedQuantileQuery, CrossTabQuery,
                                                      SurvivalQuery)}
-STATS = tuple(QUERY_TYPES)
+STATS = tuple(QUERY_TYPES)   # the built-in ones; with plug-ins: privacy.statistics.names()
 
 
 def query_from_dict(d: dict[str, Any]) -> Query:
     d = dict(d)
     stat = d.pop("stat", None)
     if stat not in QUERY_TYPES:
-        raise QueryError(f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}")
+        raise QueryError(f"unknown statistic {stat!r}; choose one of {', '.join(QUERY_TYPES)}")
     cls = QUERY_TYPES[stat]
     names = {f.name for f in fields(cls)}
     unknown = set(d) - names
@@ -219,7 +219,13 @@ def make_query(stat: str, column: str | None = None, by: str | None = None, wher
         c, v = where.split("=", 1)
         where = Where(c.strip(), v.strip())
     if stat not in QUERY_TYPES:
-        raise QueryError(f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}")
+        raise QueryError(f"unknown statistic {stat!r}; choose one of {', '.join(QUERY_TYPES)}")
+    if stat not in STATS:        # a plug-in: fill the fields its spec declares
+        cls = QUERY_TYPES[stat]
+        given = {"column": column, "by": by, "q": q, "endpoint": endpoint, "date_unit": date_unit,
+                 "bin_edges": tuple(float(x) for x in bin_edges) if bin_edges else None}
+        names = {f.name for f in fields(cls)}
+        return cls(where=where, **{k: v for k, v in given.items() if k in names and v is not None})
     if stat == "count":
         return CountQuery(where=where)
     if not column:
@@ -333,6 +339,8 @@ def validate_query(query: Query, schema: Schema) -> Query:
         _need(schema, query.by, ("categorical", "numeric", "date"), "second column")
         if query.column == query.by:
             raise QueryError("a 2-D count needs two different columns")
+    elif hasattr(query, "validate"):   # a plug-in's own checks (it names its columns' roles)
+        query.validate(schema)
     return query
 
 
