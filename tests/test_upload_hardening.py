@@ -300,6 +300,18 @@ def test_dp_helper_charges_the_ledger_exactly_the_opendp_cost(tmp_path):
     assert len(reserved(tmp_path, "trial")) == 1
 
 
+def test_data_charged_by_the_helper_must_be_saved_under_that_id(tmp_path):
+    at = helper_page(tmp_path)
+    at.button(key="up_dp_run").click().run()
+    assert len(reserved(tmp_path, "trial")) == 1
+    review(at)
+    at.text_input(key="up_id").set_value("elsewhere").run()
+    assert at.button(key="up_confirm").disabled
+    assert "spent budget on this data under the dataset id 'trial'" in warnings(at)
+    at.text_input(key="up_id").set_value("trial").run()
+    assert not at.button(key="up_confirm").disabled, warnings(at)
+
+
 def test_dp_helper_refuses_when_the_budget_is_short_and_spends_nothing(tmp_path):
     lg = ledger(tmp_path)
     lg.set_dataset_budget("trial", total=0.01, default_total=1.0)

@@ -37,8 +37,9 @@ PROPOSAL_WARNING = (
     "see nothing until you confirm. Bounds are rounded outward and categories seen in fewer than "
     f"{MIN_CATEGORY_COUNT} rows are left out, but check every value: replace it with what you can declare "
     "publicly (for example clinical ranges), then tick “I declare this public” in its row, or edit it.")
+ROW_LIMIT_TYPED = "**Row limits: type them yourself; they are public (analysts see them) and never read from this file.**"
+ROW_LIMIT_DECLARED = "**Row limits, as you declared them: they are public (analysts see them).**"
 ROW_LIMIT_HELP = (
-    "**Row limits: type them yourself; they are public (analysts see them) and never read from this file.**\n"
     "- **Max rows per patient**: the most rows one patient may contribute (1 if each patient has one row). "
     "Rows beyond it are **dropped** before any statistic (each patient's first rows are kept), and the noise "
     "of every statistic grows with it. Use what your study design guarantees.\n"
@@ -54,6 +55,11 @@ FORM_KEYS = ("up_overwrite", "up_base", "up_gen", "up_applied", "up_dp", "up_dp_
 
 def _digest(b: bytes | None) -> str | None:
     return hashlib.sha256(b).hexdigest() if b is not None else None
+
+
+def _data_key(draft) -> str:
+    """Which data a draft holds, across new drafts of the same bytes (other reading options)."""
+    return f"saved:{draft.edit_of}" if draft.edit_of is not None else str(draft.key[0] if draft.key else "")
 
 
 def _editor_key() -> str:
@@ -245,7 +251,8 @@ dataset_id = c1.text_input("Dataset id", key="up_id", max_chars=64,
 title = c2.text_input("Title", key="up_title")
 privacy_unit = c3.selectbox("Privacy unit (patient id column)", names, key="up_unit",
                             help="One patient. This column is never analysed or shown.")
-st.markdown(ROW_LIMIT_HELP)
+st.markdown((ROW_LIMIT_TYPED if draft.from_data and draft.edit_of is None else ROW_LIMIT_DECLARED) + "\n"
+            + ROW_LIMIT_HELP)
 c4, c5, c6 = st.columns(3)
 mrpu_text = c4.text_input("Max rows per patient (public)", key="up_mrpu", placeholder="type it, e.g. 1",
                           help=f"A whole number from 1 to {MAX_ROWS_PER_UNIT_LIMIT:,}. Rows beyond it per patient "
@@ -379,6 +386,9 @@ with st.expander("Suggest bounds privately (optional: spends a small ε from thi
             else:
                 st.session_state.pop("up_dp_error", None)
                 st.session_state.setdefault("up_dp", {})[sug.column] = sug
+                if sug.epsilon_cost > 0:      # this data has spent budget under this id: it must be saved there
+                    charged = st.session_state.setdefault("up_dp_charged", {})
+                    charged.setdefault(_data_key(draft), set()).add(sug.dataset_id)
         if st.session_state.get("up_dp_error"):
             st.error(md_escape(st.session_state["up_dp_error"]))
         sug = st.session_state.get("up_dp", {}).get(dp_col)
@@ -408,6 +418,11 @@ reasons: list[str] = []
 if status is not None and not status.complete:
     reasons.append(status.message())
 reasons += [m[:1].upper() + m[1:] for m in limit_errors if m.startswith("type ")]
+charged_ids = sorted(st.session_state.get("up_dp_charged", {}).get(_data_key(draft), set()))
+if charged_ids and dataset_id not in charged_ids:
+    reasons.append(f"The private bounds helper spent budget on this data under the dataset id "
+                   f"{' or '.join(repr(i) for i in charged_ids)}: save it under that id, so that the spending counts "
+                   "in this cohort's budget.")
 schema, schema_error = None, None
 try:
     check_dataset_id(dataset_id, overwrite)
