@@ -14,8 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 PALETTE = ("#1f6fb4", "#d1552a", "#2e8b57", "#8e44ad", "#b8860b", "#17a2b8", "#6b6b6b")
-BAND_NOTE = ("Shaded: pointwise 95% band (sampling variation by Greenwood's formula plus the DP noise, "
-             "delta method). Curves stop where too few patients remain at risk for the noise.")
+BAND_NOTE = "Shaded: 95% band (sampling + DP noise). A curve stops where too few patients remain at risk."
 
 
 def _esc(x: Any) -> str:
@@ -86,6 +85,8 @@ def at_risk_table(release) -> pd.DataFrame:
     rows = {}
     for g, _, lo, hi in _groups(release):
         k = _shown(g, lo, hi)
+        if k == 0 and str(g["group"]) in ("missing", "other"):
+            continue
         rows[str(g["group"])] = [f"{max(n, 0):,}" if j < k else "" for j, n in enumerate(g["at_risk"])]
     unit = ex.get("time_unit", "")
     df = pd.DataFrame(rows, index=starts).T
@@ -103,6 +104,8 @@ def median_table(release) -> pd.DataFrame:
     out = []
     landmark_names = list(dict.fromkeys(n for g in release.extra["groups"] for n in g.get("landmarks", {})))
     for g, _, lo, hi in _groups(release):
+        if _shown(g, lo, hi) == 0 and str(g["group"]) in ("missing", "other"):
+            continue
         if _shown(g, lo, hi) == 0:
             out.append({"Group": g["group"], "Median survival": "not enough patients to estimate",
                         "95% interval": ""})
@@ -113,7 +116,7 @@ def median_table(release) -> pd.DataFrame:
             s_a_b = g.get("landmarks", {}).get(name)
             out[-1][f"{name} survival"] = (f"{100 * s_a_b[0]:.0f}% ({100 * s_a_b[1]:.0f}–{100 * s_a_b[2]:.0f}%)"
                                            if s_a_b else "not enough patients to estimate")
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).fillna("")
 
 
 def compare_figure(labels, truth, values, ci_low, ci_high, title: str, unit: str = "") -> go.Figure:

@@ -12,9 +12,10 @@ neither an event nor censored, or whose time is missing, are left out. OpenDP co
 one measurement: a patient's rows fall in at most d_in cells, so groups compose in parallel and
 cost what one curve would.
 
-Post-processing only: counts clipped at 0; numbers at risk at the start of each bin are reverse
+Post-processing only: numbers at risk at the start of each bin are reverse
 cumulative sums; the Kaplan-Meier (life-table) estimate S_b = prod_{j<=b} (1 - d_j / n_j) at the
-end of every bin (events before censorings within a bin); median survival and landmark survival.
+end of every bin (censorings in a bin count half, the actuarial rule), made non-increasing by a
+monotone least-squares fit (its band widened to contain it); median and landmark survival.
 
 Interval (pointwise 95%, stated in the release): on the log scale, with variance = Greenwood's
 sum_j d_j / (n_j (n_j - d_j)) over the noisy counts (sampling) + the DP noise's variance through
@@ -33,6 +34,7 @@ from privacy import words
 from privacy.accuracy import accuracy
 from privacy.calibrate import calibrate
 from privacy.opendp_runtime import dp
+from privacy.quantile import isotonic
 from privacy.queries import SurvivalQuery
 
 Z95 = 1.959963984540054
@@ -183,6 +185,9 @@ def _survival_plan(q: SurvivalQuery, schema, epsilon, mechanism, delta):
             s, at_risk, eff, h = kaplan_meier(d, c, beyond)
             var = log_variance(eff, h, noise_var if with_noise else 0.0)
             lo, hi = _band(s, var, z)
+            if with_noise:           # a survival curve never rises: the monotone fit of the noisy one,
+                s = -isotonic(-s)    # and the band widened (never narrowed) to contain it
+                lo, hi = np.minimum(lo, s), np.maximum(hi, s)
             if with_noise:   # too few at risk for the noise: no information, the whole range [0, 1]
                 weak = eff < np.maximum(MIN_AT_RISK, WEAK_NOISE_SDS * np.sqrt(noise_var * (2 * (nb - np.arange(nb)) + 1)))
                 if weak.any():
