@@ -46,8 +46,8 @@ from data.prepare import DataValidationError, PreparationReport, PreparedCohort,
 from data.propose import (MIN_CATEGORY_COUNT, NoIdColumnError, add_row_ids, nice_bounds, propose,
                           round_outward)
 from data.schema import (DATE_UNITS, CategoricalColumn, Column, DateColumn, IdColumn, NumericColumn, Schema,
-                         SchemaError, _category_str, _date, _finite, load_schema, schema_from_dict, schema_to_toml,
-                         validate_schema)
+                         SchemaError, SurvivalEndpoint, _category_str, _date, _finite, load_schema, schema_from_dict,
+                         schema_to_toml, validate_endpoint, validate_schema)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 KINDS = ("id", "categorical", "numeric", "date", "leave out")
@@ -393,7 +393,26 @@ def schema_from_table(table: pd.DataFrame, base: Schema | None, *, dataset_id: s
                description=description if description is not None else (base.description if base else ""),
                source=base.source if base is not None and base.source else "uploaded by the data owner",
                confirmed=False)
-    return validate_schema(s)
+    s = validate_schema(s)
+    kept = []
+    for e in (base.survival if base is not None else ()):   # endpoints of a schema file, while still valid
+        try:
+            validate_endpoint(replace(s, survival=(e,)), e)
+            kept.append(e)
+        except SchemaError:
+            pass
+    return replace(s, survival=tuple(kept))
+
+
+def with_survival_endpoint(schema: Schema, *, time: str, event: str, events, censored, label: str = "",
+                           name: str = "survival") -> Schema:
+    """The owner's survival endpoint (public: which categories are events, which censored) added to
+    the schema, replacing one of the same name. Raises SchemaError with a specific message."""
+    e = SurvivalEndpoint(name=str(name).strip() or "survival", time=time, event=event,
+                         events=tuple(str(v) for v in events), censored=tuple(str(v) for v in censored),
+                         label=str(label).strip())
+    rest = tuple(x for x in schema.survival if x.name != e.name)
+    return validate_schema(replace(schema, survival=rest + (e,)))
 
 
 # ------------------------------------------------------------------------------------ review

@@ -25,7 +25,7 @@ from dashboard.uploads import (BOUNDS_HELPER_EPSILON, BOUNDS_HELPER_LEVELS, KIND
                                MAX_ROWS_PER_UNIT_LIMIT, UploadError, apply_bounds, bounds_helper, check_dataset_id,
                                cohort_exists, delete_upload, draft_from_saved, make_draft, md_escape,
                                parse_row_limits, review_status, review_table, run_bounds_helper, save_upload,
-                               schema_from_table, uploaded_cohorts)
+                               schema_from_table, uploaded_cohorts, with_survival_endpoint)
 from data.loaders import LoadError
 from data.prepare import DataValidationError
 from data.propose import MIN_CATEGORY_COUNT
@@ -413,6 +413,37 @@ with st.expander("Suggest bounds privately (optional: spends a small ε from thi
                 st.session_state["up_applied"] = sorted(applied | {sug.column})
                 st.rerun()
 
+# --------------------------------------------------------------------------- survival endpoint
+def _survival_section(schema):
+    """Optional: declare a survival endpoint (public: which categories are events, which censored).
+    Returns (schema with it, error text or None)."""
+    nums = [c.name for c in schema.of_kind("numeric")]
+    cats = {c.name: c.categories for c in schema.of_kind("categorical")}
+    with st.expander("Survival endpoint (optional)", expanded=bool(schema.survival)):
+        if schema.survival:
+            e = schema.survival[0]
+            st.caption(f"Declared: {md_escape(e.label or e.name)} on '{md_escape(e.time)}' with events "
+                       f"{', '.join(map(md_escape, e.events))}.")
+        if not nums or not cats:
+            st.caption("Needs a numeric time column and a categorical status column.")
+            return schema, None
+        if not st.toggle("Declare a survival endpoint", key="up_surv_on", value=bool(schema.survival)):
+            return schema, None
+        c1, c2 = st.columns(2)
+        time = c1.selectbox("Time to event or censoring", nums, key="up_surv_time",
+                            help="Its public bounds and bin edges become the curve's time bins.")
+        event = c2.selectbox("Status column", list(cats), key="up_surv_event")
+        events = c1.multiselect("Categories that are the event", cats[event], key="up_surv_events")
+        censored = c2.multiselect("Categories that are censored", [v for v in cats[event] if v not in events],
+                                  key="up_surv_censored", help="Rows in neither list are left out of the curve.")
+        label = st.text_input("Name shown to analysts", value="Overall survival", key="up_surv_label")
+        try:
+            return with_survival_endpoint(schema, time=time, event=event, events=events, censored=censored,
+                                          label=label), None
+        except SchemaError as err:
+            return schema, str(err)
+
+
 # ------------------------------------------------------------------------------------ confirm
 reasons: list[str] = []
 if status is not None and not status.complete:
@@ -430,6 +461,10 @@ try:
                                max_rows_per_unit=mrpu or 1, max_rows=max_rows or 1, default_budget=budget)
 except (SchemaError, UploadError) as e:
     schema_error = str(e)
+if schema is not None:
+    schema, survival_error = _survival_section(schema)
+    if survival_error:
+        schema_error = survival_error
 if schema_error:
     st.error(md_escape(f"Fix before confirming: {schema_error}"))
 blocked = bool(reasons) or bool(limit_errors) or schema_error is not None
