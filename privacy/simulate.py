@@ -203,7 +203,7 @@ def _quantile_in_units(x: np.ndarray, level: float, ranks: float, col) -> float:
     counts = np.bincount(cell_codes(x, cands), minlength=len(cands) + 1).astype(float)
     truth = float(np.quantile(x, level))
     out = 0.0
-    for cell, extra in ((0, ranks / (1 - level)), (-1, ranks / level)):
+    for cell, extra in ((0, ranks / max(1.0 - level, 1e-9)), (-1, ranks / max(level, 1e-9))):
         c = counts.copy()
         c[cell] += extra
         point = quantile_from_counts(c, cands, level, np.inf, col.lower, col.upper)[0]   # no interval clip
