@@ -183,12 +183,42 @@ class SurvivalQuery(_Query):
         return text[:1].upper() + text[1:]
 
 
+@dataclass(frozen=True)
+class SyntheticQuery(_Query):
+    """A DP synthetic table of public-domain columns (categories, public numeric or date bins),
+    fitted by OpenDP's marginal-based inference (`opendp.extras.mbi`: MST or AIM). Its plan lives in
+    `privacy.stats.synthetic`; it is not in Explore's statistic list (it has its own page)."""
+
+    stat: ClassVar[str] = "synthetic"
+    columns: tuple[str, ...] = ()
+    algorithm: str = "mst"
+
+    def __post_init__(self):
+        object.__setattr__(self, "columns", tuple(str(c) for c in self.columns))
+
+    def describe(self, schema: Schema | None = None) -> str:
+        lab = (lambda c: _mid_sentence(schema.label(c))) if schema else (lambda c: c)
+        text = f"DP synthetic cohort of {', '.join(lab(c) for c in self.columns)} ({self.algorithm.upper()})"
+        if self.where:
+            text += f" among {lab(self.where.column)} {self.where.value}"
+        return text
+
+    def validate(self, schema: Schema) -> None:
+        if not 2 <= len(self.columns) <= 12 or len(set(self.columns)) != len(self.columns):
+            raise QueryError("a synthetic cohort needs 2 to 12 different columns")
+        for c in self.columns:
+            _need(schema, c, ("categorical", "numeric", "date"), "synthetic column")
+        if self.algorithm not in ("mst", "aim"):
+            raise QueryError(f"algorithm must be 'mst' or 'aim', got {self.algorithm!r}")
+
+
 Query = Union[CountQuery, HistogramQuery, MeanQuery, QuantileQuery, GroupedMeanQuery, GroupedQuantileQuery,
-              CrossTabQuery, SurvivalQuery]
+              CrossTabQuery, SurvivalQuery, SyntheticQuery]
 QUERY_TYPES: dict[str, type] = {c.stat: c for c in (CountQuery, HistogramQuery, MeanQuery, QuantileQuery,
                                                      GroupedMeanQuery, GroupedQuantileQuery, CrossTabQuery,
-                                                     SurvivalQuery)}
+                                                     SurvivalQuery, SyntheticQuery)}
 STATS = tuple(QUERY_TYPES)   # the built-in ones; with plug-ins: privacy.statistics.names()
+SPECIAL = ("synthetic",)     # query types with their own page, not offered as a statistic
 
 
 def query_from_dict(d: dict[str, Any]) -> Query:
@@ -206,6 +236,8 @@ def query_from_dict(d: dict[str, Any]) -> Query:
         d["where"] = Where(str(w["column"]), str(w["value"]))
     if d.get("bin_edges") is not None:
         d["bin_edges"] = tuple(float(x) for x in d["bin_edges"])
+    if isinstance(d.get("columns"), list):
+        d["columns"] = tuple(d["columns"])
     return cls(**d)
 
 
