@@ -95,6 +95,7 @@ set_context(Context(identity, cohort_name, cohort, ledger, mechanism))
 
 pages = [st.Page("pages/explore.py", title="Explore", default=True),
          st.Page("pages/radiology.py", title="Radiology review"),
+         st.Page("pages/synthetic.py", title="Synthetic cohort"),
          st.Page("pages/ledger.py", title="Ledger")]
 if identity.is_owner:
     pages[1:1] = [st.Page("pages/compare.py", title="Compare (owner)"),
