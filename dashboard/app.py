@@ -100,5 +100,6 @@ pages = [st.Page("pages/explore.py", title="Explore", default=True),
 if identity.is_owner:
     pages[1:1] = [st.Page("pages/compare.py", title="Compare (owner)"),
                   st.Page("pages/tradeoff.py", title="Trade-off (owner)"),
-                  st.Page("pages/upload.py", title="Upload cohort (owner)")]
+                  st.Page("pages/upload.py", title="Upload cohort (owner)"),
+                  st.Page("pages/anonymity.py", title="Anonymity risk (owner)")]
 st.navigation(pages).run()

@@ -139,6 +139,9 @@ class Schema:
     row_noun: str = ""                         # what one row is ("exam"); "" = "patient" / "row"
     survival: tuple[SurvivalEndpoint, ...] = ()  # public survival endpoints (time + event definition)
     group_sizes: tuple[int, int] | None = None  # public typical group size range, for accuracy words
+    # Owner's declaration for the anonymity-risk report (data/anonymity.py); no effect on releases.
+    quasi_identifiers: tuple[str, ...] = ()    # columns an outsider may know (age, site, dates...)
+    sensitive: tuple[str, ...] = ()            # columns to protect (diagnosis, grade, status...)
 
     @property
     def rows_word(self) -> str:
@@ -295,7 +298,22 @@ def validate_schema(s: Schema) -> Schema:
         validate_column(c)
     for e in s.survival:
         validate_endpoint(s, e)
+    _validate_declared(s)
     return s
+
+
+def _validate_declared(s: "Schema") -> None:
+    """quasi_identifiers / sensitive name non-id columns of the schema, each at most once, none in both."""
+    kinds = {c.name: c.kind for c in s.columns}
+    for key, names in (("quasi_identifiers", s.quasi_identifiers), ("sensitive", s.sensitive)):
+        bad = [n for n in names if kinds.get(n, "id") == "id"]
+        if bad:
+            raise SchemaError(f"{key}: {', '.join(map(repr, bad))} not a non-id column of the schema")
+        if len(set(names)) != len(names):
+            raise SchemaError(f"{key}: a column is listed twice")
+    both = set(s.quasi_identifiers) & set(s.sensitive)
+    if both:
+        raise SchemaError(f"{', '.join(sorted(both))} declared both quasi-identifier and sensitive")
 
 
 def validate_endpoint(s: "Schema", e: SurvivalEndpoint) -> None:
@@ -392,6 +410,8 @@ def schema_from_dict(d: dict[str, Any]) -> Schema:
             confirmed=bool(ds.get("confirmed", True)),
             row_noun=str(ds.get("row_noun", "")).strip(),
             group_sizes=_group_sizes(ds.get("group_sizes")),
+            quasi_identifiers=_names(ds.get("quasi_identifiers"), "quasi_identifiers"),
+            sensitive=_names(ds.get("sensitive"), "sensitive"),
             survival=_endpoints(d.get("survival", {})),
         )
     except TypeError as e:  # pragma: no cover - defensive
@@ -424,6 +444,14 @@ def _endpoints(d: Any) -> tuple[SurvivalEndpoint, ...]:
         except KeyError as k:
             raise SchemaError(f"survival endpoint '{name}': missing {k}") from None
     return tuple(out)
+
+
+def _names(v: Any, key: str) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise SchemaError(f"{key} must be a list of column names, got {v!r}")
+    return tuple(v)
 
 
 def _group_sizes(v: Any) -> tuple[int, int] | None:
@@ -479,6 +507,10 @@ def schema_to_toml(s: Schema) -> str:
         lines.append(f"row_noun = {q(s.row_noun)}")
     if s.group_sizes is not None:
         lines.append(f"group_sizes = {q(list(s.group_sizes))}")
+    if s.quasi_identifiers:
+        lines.append(f"quasi_identifiers = {q(list(s.quasi_identifiers))}")
+    if s.sensitive:
+        lines.append(f"sensitive = {q(list(s.sensitive))}")
     for c in s.columns:
         lines += ["", f"[columns.{q(c.name)}]", f"kind = {q(c.kind)}"]
         for k in ("label", "unit", "description"):
