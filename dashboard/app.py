@@ -17,7 +17,7 @@ import streamlit as st  # noqa: E402
 from dashboard.auth import auth_configured, current_identity, ledger_path  # noqa: E402
 from dashboard.context import Context, set_context  # noqa: E402
 from dashboard.services import (DEMO_COHORT, available_cohorts, demo_rows, prepared_cohort,  # noqa: E402
-                                session_ledger, warm_up)
+                                session_ledger, synthetic_choices, synthetic_prepared, warm_up)
 from dashboard.uploads import uploaded_cohorts, load_uploaded  # noqa: E402
 
 st.set_page_config(page_title="Private cohort statistics", page_icon="🔒", layout="wide")
@@ -36,16 +36,26 @@ with st.sidebar:
     st.markdown("### 🔒 Private cohort statistics")
     builtin = available_cohorts()
     uploads = uploaded_cohorts()
-    names = [n for n, _ in builtin] + [f"upload:{u}" for u in uploads]
-    titles = dict(builtin) | {f"upload:{u}": f"{u} (uploaded)" for u in uploads}
+    try:
+        synthetic = synthetic_choices(session_ledger(ledger_path()))   # released DP synthetic tables
+    except Exception:                                                  # the ledger's own error comes below
+        synthetic = []
+    names = [n for n, _ in builtin] + [f"upload:{u}" for u in uploads] + [n for n, _, _ in synthetic]
+    titles = (dict(builtin) | {f"upload:{u}": f"{u} (uploaded)" for u in uploads}
+              | {n: t for n, t, _ in synthetic})
     wanted = st.query_params.get("cohort", DEMO_COHORT)   # a link may name the cohort: ?cohort=radiology
     default = names.index(wanted) if wanted in names else (names.index(DEMO_COHORT) if DEMO_COHORT in names else 0)
     cohort_name = st.selectbox("Cohort", names, index=default, format_func=lambda n: titles.get(n, n), key="cohort",
                                help="The table you are exploring. Its public schema (categories, bounds) is fixed "
                                     "by the data owner.")
     try:
-        cohort = (load_uploaded(cohort_name.removeprefix("upload:")) if cohort_name.startswith("upload:")
-                  else prepared_cohort(cohort_name, demo_rows()))
+        if cohort_name.startswith("synthetic:"):
+            record = next(r for n, _, r in synthetic if n == cohort_name)
+            cohort = synthetic_prepared(cohort_name, record)
+        elif cohort_name.startswith("upload:"):
+            cohort = load_uploaded(cohort_name.removeprefix("upload:"))
+        else:
+            cohort = prepared_cohort(cohort_name, demo_rows())
     except Exception as e:  # a broken cohort must not take the app down, nor tell analysts why:
         from dashboard.uploads import md_escape
         shown = md_escape(titles.get(cohort_name, cohort_name))  # the reason may be a private count
@@ -57,6 +67,9 @@ with st.sidebar:
         else:
             st.error(f"Cohort '{shown}' is unavailable. Please ask the data owner.")
         st.stop()
+    if cohort_name.startswith("synthetic:"):
+        st.info("**Synthetic cohort:** no row is a real patient. It was released once, with its cost, from "
+                "the real cohort; exploring it spends nothing of that cohort's budget.", icon="🧪")
     role_text = "data owner" if identity.is_owner else "analyst"
     st.markdown(f"**Working as:** {identity.name} ({role_text})")
     if identity.mode == "local":

@@ -53,3 +53,21 @@ def session_ledger(path: str) -> BudgetLedger:
 def demo_rows() -> int | None:
     v = os.environ.get("DP_DEMO_ROWS")
     return int(v) if v else None
+
+
+def synthetic_choices(ledger: BudgetLedger) -> list[tuple[str, str, dict]]:
+    """(picker name, title, ledger record) of every released DP synthetic cohort; [] without mbi."""
+    try:
+        from privacy.stats.synthetic import synthetic_cohort_id, synthetic_releases
+    except ImportError:
+        return []
+    return [(f"synthetic:{synthetic_cohort_id(r['dataset'], r['release_key'])}",
+             f"{r['release'].get('description', 'synthetic cohort')} (synthetic)", r)
+            for r in synthetic_releases(ledger)]
+
+
+@st.cache_resource(show_spinner="Preparing the synthetic cohort…", max_entries=4)
+def synthetic_prepared(name: str, _record: dict, _source_schema=None) -> PreparedCohort:
+    """A released synthetic table as a cohort (post-processing of a stored release)."""
+    from privacy.stats.synthetic import synthetic_cohort
+    return synthetic_cohort(_record, _source_schema)

@@ -291,19 +291,6 @@ def test_spread_figure():
     assert tr.name == "True value (not private)" and list(tr.y) == truth.tolist()
 
 
-def test_tradeoff_figure_has_three_tier_lines():
-    eps = np.geomspace(0.01, 10, 12)
-    fig = charts.tradeoff_figure(eps, 3 / eps, 3.1 / eps)
-    assert fig.layout.xaxis.type == "log"
-    lines = [s for s in fig.layout.shapes if s.line.dash == "dash"]
-    assert sorted(s.x0 for s in lines) == [0.05, 0.25, 1.0]
-    texts = [a.text for a in fig.layout.annotations]
-    assert texts == ["high privacy 0.05", "moderate 0.25", "low privacy 1"]
-    assert [a.x for a in fig.layout.annotations] == pytest.approx([math.log10(t) for t in (0.05, 0.25, 1.0)])
-    assert fig.data[0].mode == "lines" and fig.data[1].mode == "markers"
-    assert len(charts.tradeoff_figure(eps, 3 / eps, None).data) == 1
-
-
 def test_size_and_timeseries_figures():
     fig = charts.size_figure([100, 1000, 10000], [0.3, 0.03, 0.003], "Relative error")
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"

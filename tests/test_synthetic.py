@@ -79,3 +79,36 @@ def test_page_releases_and_offers_downloads(tmp_path, monkeypatch):
     assert any("Released. Cost ε" in s.value for s in at.success), [e.value for e in at.error]
     assert any("is a real patient" in m.value for m in at.markdown), [m.value for m in at.markdown]
     assert at.dataframe and list(at.dataframe[0].value.columns) == ["site", "risk_group"]
+
+
+def test_released_synthetic_cohort_appears_in_the_picker_and_explores_for_free(tmp_path, monkeypatch):
+    monkeypatch.setenv("DP_LEDGER", str(tmp_path / "ledger.sqlite"))
+    monkeypatch.setenv("DP_DEMO_ROWS", "1500")
+    monkeypatch.delenv("DP_ROLE", raising=False)
+    frame, schema = load_cohort("prostate", rows=1500)
+    import dataclasses
+    cohort = prepare(frame, dataclasses.replace(schema, dataset_id="prostate-rows1500"))
+    lg = BudgetLedger(tmp_path / "ledger.sqlite")
+    release(SyntheticQuery(columns=("site", "risk_group")), cohort, 0.5, lg, "local owner", mechanism="gaussian")
+    spent = lg.dataset_state("prostate-rows1500").spent
+    lg.close()
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    names = [o for o in at.selectbox(key="cohort").options if "DP synthetic" in o]
+    assert names, at.selectbox(key="cohort").options
+    at = AppTest.from_file(APP, default_timeout=300)
+    from privacy.stats.synthetic import synthetic_releases
+    lg = BudgetLedger(tmp_path / "ledger.sqlite")
+    (rec,) = synthetic_releases(lg)
+    lg.close()
+    at.query_params["cohort"] = f"synthetic:prostate-rows1500-synthetic-{rec['release_key'][:8]}"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("DP synthetic" in c.value and "no real patient" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="ex_stat").select("histogram").run()
+    at.selectbox(key="ex_column").select("risk_group").run()
+    at.radio(key="ex_mode").set_value("High accuracy (ε 1)").run()
+    at.button(key="release").click().run()
+    assert not at.exception, at.exception
+    lg = BudgetLedger(tmp_path / "ledger.sqlite")
+    assert lg.dataset_state("prostate-rows1500").spent == pytest.approx(spent), "the real cohort's budget is untouched"
+    lg.close()

@@ -113,3 +113,53 @@ def data_card(release, schema) -> dict:
 
 from privacy.measurements import register  # noqa: E402
 register(SyntheticQuery, _synthetic_plan)
+
+
+# ------------------------------------------------------------------ a synthetic cohort of its own
+SYNTHETIC_BUDGET = 100.0   # exploring a synthetic table is post-processing: it protects no patient
+
+
+def synthetic_releases(ledger) -> list[dict]:
+    """Every stored synthetic-cohort release in the ledger (any dataset), newest last. Readable by
+    anyone with access to the app: each is a DP release already."""
+    out = []
+    for ds in ledger.datasets():
+        for r in ledger.releases(ds):
+            if r["release"].get("query", {}).get("stat") == "synthetic" and "synthetic" in r["release"].get("extra", {}):
+                out.append({"dataset": ds, "release_key": r["release_key"], "release": r["release"]})
+    return out
+
+
+def synthetic_cohort_id(dataset: str, release_key: str) -> str:
+    return f"{dataset}-synthetic-{release_key[:8]}"
+
+
+def synthetic_cohort(record: dict, source_schema=None):
+    """The released table as a cohort: its columns are categorical over the release's public
+    domains, each synthetic row its own unit, and its budget large (exploring it spends nothing of
+    the real cohort's budget). Clearly labelled synthetic in its title and description."""
+    import pandas as pd
+
+    from data.prepare import prepare
+    from data.schema import schema_from_dict
+
+    rel = record["release"]
+    s = rel["extra"]["synthetic"]
+    frame = pd.DataFrame(s["rows"], columns=s["columns"])
+    frame.insert(0, "synthetic_row", range(1, len(frame) + 1))
+    domains = rel["extra"].get("domains", {})
+    label = (lambda c: source_schema.label(c)) if source_schema is not None else (lambda c: c)
+    title = (source_schema.title if source_schema is not None else record["dataset"])
+    columns = {"synthetic_row": {"kind": "id", "label": "Synthetic row"}}
+    for c in s["columns"]:
+        cats = [v for v in domains.get(c, sorted(set(frame[c]))) if v not in ("missing", "other")]
+        columns[c] = {"kind": "categorical", "label": label(c), "categories": cats}
+    schema = schema_from_dict({
+        "dataset": {"id": synthetic_cohort_id(record["dataset"], record["release_key"]),
+                    "title": f"{title}: DP synthetic (ε {float(rel['epsilon']):.3g}), no real patient",
+                    "description": CARD_SENTENCE, "source": f"release {record['release_key'][:12]} on "
+                                                            f"'{record['dataset']}'",
+                    "privacy_unit": "synthetic_row", "max_rows_per_unit": 1, "max_rows": max(len(frame), 1),
+                    "default_budget": SYNTHETIC_BUDGET, "row_noun": "synthetic row"},
+        "columns": columns})
+    return prepare(frame, schema)
