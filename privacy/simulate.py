@@ -230,6 +230,28 @@ def _analytic(query: Query, schema, detail: dict, groups: list[np.ndarray] | Non
     return np.full(n_values, np.nan)
 
 
+def _survival_expected(query: Query, cohort: PreparedCohort, epsilon: float, mechanism: str, delta: float,
+                       alpha: float) -> np.ndarray:
+    """Expected 95% error of each survival value from the DP noise alone: the delta-method noise
+    variance of log S (the release's own formula) on the TRUE counts, times z * S. Owner only."""
+    from privacy import survival as sv
+
+    plan = build_plan(query, cohort.schema, float(epsilon), mechanism, delta)
+    noise, scale = plan.noise["counts"]
+    nvar = sv._noise_variance(noise, scale)
+    nb = int(plan.extra["time_bins"])
+    per = 2 * nb + 1
+    groups = len(plan.labels) // nb
+    counts = np.bincount(plan.make_input(cohort), minlength=groups * per).astype(float)
+    z = sv.Z95 if abs(alpha - 0.05) < 1e-12 else sv._z(alpha)
+    out = []
+    for row in counts.reshape(-1, per):
+        s, _, eff, h = sv.kaplan_meier(row[0:2 * nb:2], row[1:2 * nb:2], row[2 * nb])
+        var_noise = sv.log_variance(eff, h, nvar) - np.cumsum(h)
+        out.append(np.where(eff > 0, z * s * np.sqrt(np.maximum(var_noise, 0.0)), np.nan))
+    return np.concatenate(out)
+
+
 def _basis(query: Query, schema, grouped: bool) -> str:
     """How the expected line is obtained from the public preview, in a few plain words."""
     kind = query.stat
@@ -243,6 +265,9 @@ def _basis(query: Query, schema, grouped: bool) -> str:
         return ("the preview's ± of the noisy sum, divided by the true number of patients; the preview assumes a "
                 "mean a quarter of the public range away from a bound, so a mean nearer a bound comes out a little "
                 "less accurate")
+    if kind == "survival":
+        return ("the DP noise's part of the release's own band (delta method on the true counts, without the "
+                "sampling variation), at each time bin, as percentage points of survival")
     if kind in ("quantile", "grouped-quantile"):
         name = "median" if float(getattr(query, "q", 0.5)) == 0.5 else "quantile"
         return (f"the preview's ± in patients' ranks around the true {name}, stated in {unit} on the true "
@@ -276,7 +301,8 @@ def tradeoff(query: Query, cohort: PreparedCohort, epsilons, draws: int = 100, m
         emp = np.full(len(truth), np.nan)
         if ok.any():
             emp[ok] = np.quantile(np.abs(sim.errors[:, ok]), 1 - alpha, axis=0)
-        ana = _analytic(query, cohort.schema, pv.detail, groups, len(truth))
+        ana = (_survival_expected(query, cohort, eps, mechanism, delta, alpha) if query.stat == "survival"
+               else _analytic(query, cohort.schema, pv.detail, groups, len(truth)))
         a_sum = float(np.median(ana[ok])) if ok.any() else float("nan")
         if not math.isfinite(a_sum):
             if pv.detail.get("kind") == "mean" and ok.any():
@@ -293,7 +319,7 @@ def tradeoff(query: Query, cohort: PreparedCohort, epsilons, draws: int = 100, m
     if n_values == 0:
         missing = ["no patient has a value here, so there is no true value to compare with"]
     grouped = query.stat in ("grouped-mean", "grouped-quantile")
-    per_value = query.stat in ("histogram", "crosstab") or grouped
+    per_value = query.stat in ("histogram", "crosstab", "survival") or grouped
     return Tradeoff(points, query.stat, int(draws), _basis(query, cohort.schema, grouped), "; ".join(missing),
                     per_value, n_values)
 

@@ -274,3 +274,20 @@ def test_page_as_owner(app_env, stat):
         assert "relative to the true mean" in size["layout"]["yaxis"]["title"]["text"]
     if stat == "histogram":
         assert main["layout"]["yaxis"]["title"]["text"] == "95% error (patients), median over bars"
+
+
+def test_survival_tradeoff_has_an_expected_line_near_the_simulated_error():
+    """Survival on the Trade-off page: the expected line is the noise part of the release's own
+    band on the true counts; at epsilon 1 it is within a factor 2 of the simulated 95% error."""
+    from data.cohorts import load_cohort
+    from data.prepare import prepare
+    from privacy.queries import make_query
+    from privacy.simulate import tradeoff
+    frame, schema = load_cohort("prostate", rows=3000)
+    cohort = prepare(frame, schema)
+    res = tradeoff(make_query("survival", column="followup_months"), cohort, [0.5, 2.0], 60)
+    for p in res.points:
+        assert math.isfinite(p.analytic) and math.isfinite(p.empirical)
+        assert 0.3 < p.analytic / p.empirical < 3.0, (p.epsilon, p.analytic, p.empirical)
+    assert res.points[1].analytic < res.points[0].analytic
+    assert "delta method" in res.basis and res.per_value

@@ -21,7 +21,9 @@ SIZES = [100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
 
 def _unit(query) -> str:
     if query.stat in tc.COUNT_STATS:
-        return "patients"
+        return schema.rows_word
+    if query.stat == "survival":
+        return "share surviving"
     return getattr(schema.column(query.column), "unit", "") or ""
 
 
@@ -31,7 +33,7 @@ st.warning("**Uses the true data (not private)** to simulate errors; for the dat
 left, right = st.columns([1, 2], gap="large")
 with left:
     query = query_builder(schema, "tr", stats=("histogram", "count", "mean", "quantile", "grouped-mean",
-                                               "grouped-quantile", "crosstab"))
+                                               "grouped-quantile", "crosstab", "survival"))
     draws = st.slider("Simulated releases per ε", 20, 500, 60, step=20, key="tr_draws",
                       help=f"Each simulated release runs the release's own OpenDP measurement on the true data, "
                            f"at each of the {len(EPS)} values of ε on the chart.")
