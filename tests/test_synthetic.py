@@ -3,6 +3,8 @@ repeat, downloads with a data card, and the page (analyst within an allowance)."
 from __future__ import annotations
 
 import json
+
+import numpy as np
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,8 @@ def test_page_releases_and_offers_downloads(tmp_path, monkeypatch):
     assert any("Released. Cost ε" in s.value for s in at.success), [e.value for e in at.error]
     assert any("is a real patient" in m.value for m in at.markdown), [m.value for m in at.markdown]
     assert at.dataframe and list(at.dataframe[0].value.columns) == ["site", "risk_group"]
+    assert all("Utility and risk" not in h.value for h in at.subheader)
+    assert all(b.key != "syn_utility" for b in at.button), "analysts never see the utility or risk figures"
 
 
 def test_released_synthetic_cohort_appears_in_the_picker_and_explores_for_free(tmp_path, monkeypatch):
@@ -112,3 +116,23 @@ def test_released_synthetic_cohort_appears_in_the_picker_and_explores_for_free(t
     lg = BudgetLedger(tmp_path / "ledger.sqlite")
     assert lg.dataset_state("prostate-rows1500").spent == pytest.approx(spent), "the real cohort's budget is untouched"
     lg.close()
+
+
+def test_utility_side_by_side_tracks_epsilon(cohort, tmp_path):
+    """Owner utility: at large epsilon the synthetic 1-way marginals are within a tolerance of the
+    truth (cells/(2n) from rounding plus a little noise); at small epsilon they are further off."""
+    from privacy.synthetic_utility import summary, utility_report
+    lg = BudgetLedger(tmp_path / "l.sqlite")
+    lg.set_dataset_budget("prostate", 100.0, actor="test")
+    out = {}
+    for eps in (20.0, 0.05):
+        rel = release(SyntheticQuery(columns=("site", "risk_group")), cohort, eps, lg, "ann", mechanism="gaussian")
+        rows = utility_report(cohort, syn.synthetic_frame(rel), eps, draws=10)
+        out[eps] = {m.columns: m for m in rows}
+    lg.close()
+    n = cohort.n_rows
+    for c in (("site",), ("risk_group",)):
+        assert out[20.0][c].tvd_synthetic <= 6 / (2 * n) * 10 + 0.02, out[20.0][c]
+    mean = {e: np.mean([m.tvd_synthetic for m in rows.values()]) for e, rows in out.items()}
+    assert mean[0.05] > mean[20.0], mean
+    assert len(out[20.0]) == 3 and any("Answers" in s for s in summary(list(out[20.0].values()), cohort.schema))

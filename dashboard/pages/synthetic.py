@@ -19,6 +19,28 @@ from privacy.release import ReleaseError, marginal_cost, preview, release, refus
 ctx = page_context()
 schema = ctx.schema
 
+
+def _owner_utility(rel, frame) -> None:
+    """Data owner only: the synthetic table against the TRUE data, and its anonymity measures."""
+    st.divider()
+    st.subheader("Utility and risk (data owner only)")
+    st.warning("**Uses the true data (not private):** for the data owner only; spends nothing.", icon="⚠️")
+    if not st.button("Compare with the true data", key="syn_utility"):
+        return
+    from data.anonymity import k_anonymity
+    from privacy.synthetic_utility import summary, utility_report
+    with st.spinner("Comparing every 1-way and 2-way marginal…"):
+        rows = utility_report(ctx.cohort, frame, rel.epsilon)
+    for line in summary(rows, schema):
+        st.markdown(f"- {line}")
+    st.dataframe([{"Marginal": " by ".join(schema.label(c) for c in m.columns),
+                   "Synthetic vs true (TVD)": f"{m.tvd_synthetic:.3f}",
+                   f"Direct DP release at ε {rel.epsilon:.3g} vs true (TVD, median)": f"{m.tvd_direct:.3f}",
+                   "Answers it": m.verdict} for m in rows], hide_index=True, width="stretch")
+    k = k_anonymity(frame, list(frame.columns))
+    st.caption(f"Anonymity measures on the synthetic table: k-anonymity {k} over its columns. Its rows are not "
+               "patients, so an equivalence class of the synthetic table is not a class of real people.")
+
 st.title("Synthetic cohort")
 st.caption(f"{schema.title} · a table to play with, made from differentially private margins: no row is a real "
            "patient, and what you do with it afterwards costs nothing.")
@@ -96,5 +118,7 @@ with right:
                            "synthetic_cohort_card.json", "application/json", key="syn_card")
         with st.expander("Data card"):
             st.json(card)
+        if ctx.identity.is_owner:
+            _owner_utility(rel, frame)
     else:
         st.info("Choose the columns, the method and ε, then press **Release synthetic cohort**.")
