@@ -150,6 +150,7 @@ from privacy.stats import counts as _counts  # noqa: E402,F401  (CountQuery, His
 from privacy.stats import mean as _mean  # noqa: E402,F401  (MeanQuery, GroupedMeanQuery)
 from privacy.stats import quantile as _quantile  # noqa: E402,F401  (QuantileQuery, GroupedQuantileQuery)
 from privacy.stats import survival as _survival  # noqa: E402,F401  (SurvivalQuery)
+from privacy.stats import synthetic as _synthetic  # noqa: E402,F401  (SyntheticQuery; mbi imported only when used)
 
 # Names that lived here before the statistics moved to privacy/stats/ (still imported from here).
 from privacy.stats.counts import (_axis, _count_plan, _counts_plan, _crosstab_plan, _hist_labels,  # noqa: E402,F401
