@@ -1,0 +1,118 @@
+"""Dot-and-interval figures: one release's means and quantiles (`_point_figure`), and values
+assembled from several releases (`dot_interval_figure`). Values whose interval covers (nearly)
+the whole public range are shown as 'not enough patients to estimate'.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.figures.common import (BLUE, FONT_SIZE, GREY, GREY_BUCKETS, WEAK_SHARE, _arr, _col_label, _col_unit,
+                                      _column, _count, _count_unit, _decimals, _empty, _esc, _layout, _level, _median,
+                                      _num, _stat_word, _subtitle, _tick_labels, _uninformative, _with_unit,
+                                      not_enough_words)
+from data.schema import Schema
+
+if TYPE_CHECKING:  # no OpenDP import just for type hints
+    from privacy.release import Release
+
+
+def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
+    """Dot and interval per value (mean, quantile, grouped mean), horizontal, value annotated."""
+    q = release.query
+    labels = [str(x) for x in release.labels]
+    v, lo, hi = _arr(release.values), _arr(release.ci_low), _arr(release.ci_high)
+    col = q.get("column")
+    unit = _col_unit(schema, col)
+    level = _level(release.alpha)
+    dec = _decimals(_median((hi - lo) / 2), _median(np.abs(v)))
+    u = f" {_esc(unit)}" if unit else ""
+    counts = release.extra.get("noisy_counts")
+    weak = _uninformative(release, schema)
+    nothing = not_enough_words(release, schema)
+    single = len(labels) == 1
+    hover, text = [], []
+    for i, lab in enumerate(labels):
+        h = f"<b>{_esc(lab)}</b><br>{_stat_word(q) or 'Value'}: {_num(v[i], dec)}{u}<br>{level} interval: " \
+            f"{_num(lo[i], dec)} to {_num(hi[i], dec)}{u}"
+        if counts is not None and i < len(counts):
+            h += f"<br>Group size (noisy): {_count(float(counts[i]))} {_count_unit(release, schema)}"
+        if weak[i]:
+            h = f"<b>{_esc(lab)}</b><br>{nothing.capitalize()}: the {level} interval covers (nearly) the whole " \
+                "public range, so no value is shown"
+            if counts is not None and i < len(counts):
+                h += f"<br>Group size (noisy): {_count(float(counts[i]))} {_count_unit(release, schema)}"
+        hover.append(h)
+        if weak[i]:
+            text.append("")
+        elif single:
+            text.append(f"{_num(v[i], dec)}{u}  ({level}: {_num(lo[i], dec)} to {_num(hi[i], dec)})")
+        else:
+            text.append(_num(v[i], dec))
+    colours = [GREY if lab in GREY_BUCKETS else BLUE for lab in labels]
+    shown = np.where(weak, np.nan, v)                  # no dot, no number where nothing can be said
+    fig = go.Figure(go.Scatter(
+        x=shown, y=labels, mode="markers+text", text=text, textposition="top center",
+        textfont=dict(size=FONT_SIZE + (1 if single else -1)),
+        marker=dict(size=12 if single else 10, color=colours,
+                    symbol=["circle-open" if w else "circle" for w in weak], line=dict(width=2, color=colours)),
+        error_x=dict(type="data", symmetric=False, array=np.where(weak, 0, np.clip(hi - v, 0, None)),
+                     arrayminus=np.where(weak, 0, np.clip(v - lo, 0, None)), color="#333333", thickness=1.6, width=6),
+        customdata=np.column_stack([v, lo, hi]), hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+        name=_stat_word(q) or "Value"))
+    if any(weak):
+        col_ = _column(schema, col)
+        centre = (float(col_.lower) + float(col_.upper)) / 2 if col_ is not None and col_.kind == "numeric" else \
+            float(np.nanmedian(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(v).any() else 0.0
+        idx = [i for i, w in enumerate(weak) if w]
+        fig.add_trace(go.Scatter(x=[centre] * len(idx), y=[labels[i] for i in idx], mode="text",
+                                 text=[nothing] * len(idx), textfont=dict(color="#6b6b6b", size=FONT_SIZE - 1),
+                                 hovertext=[hover[i] for i in idx], hovertemplate="%{hovertext}<extra></extra>",
+                                 showlegend=False, name=nothing))
+    x_title = _with_unit(f"{_stat_word(q)} {_col_label(schema, col)}".strip(), unit)
+    y_title = _col_label(schema, q.get("by")) if q.get("stat") == "grouped-mean" else ""
+    notes = [f"groups marked '{nothing}': their interval covers (nearly) the whole public range" if any(weak) else ""]
+    _layout(fig, release.description, _subtitle(release, notes), x_title, y_title)
+    fig.update_yaxes(type="category", autorange="reversed", tickmode="array", tickvals=labels,
+                     ticktext=_tick_labels(labels), showticklabels=not single)
+    fig.update_layout(margin_l=24 if single else 64)
+    return fig
+
+
+def dot_interval_figure(labels: Sequence[str], values: Sequence[float], ci_low: Sequence[float],
+                        ci_high: Sequence[float], title: str, x_title: str = "", alpha: float = 0.05,
+                        public_range: tuple[float, float] | None = None) -> go.Figure:
+    """Dot and interval per label, for values assembled from several releases (e.g. medians by group).
+    With the column's `public_range`, values whose interval covers WEAK_SHARE of it get no dot and
+    no number ('not enough patients to estimate')."""
+    labels = [str(x) for x in labels]
+    if not labels:
+        return _empty(title, "Nothing to show")
+    v, lo, hi = _arr(values), _arr(ci_low), _arr(ci_high)
+    if public_range is not None:
+        weak = (hi - lo) >= WEAK_SHARE * (public_range[1] - public_range[0])
+        keep = [i for i, w in enumerate(weak) if not w]
+        gone = [labels[i] for i, w in enumerate(weak) if w]
+        fig = dot_interval_figure([labels[i] for i in keep], v[keep], lo[keep], hi[keep], title, x_title, alpha)
+        if gone:
+            mid = (public_range[0] + public_range[1]) / 2
+            fig.add_trace(go.Scatter(x=[mid] * len(gone), y=[_esc(x) for x in gone], mode="text",
+                                     text=["not enough patients to estimate"] * len(gone),
+                                     textfont=dict(color="#6b6b6b"), hoverinfo="skip", showlegend=False))
+            fig.update_yaxes(categoryorder="array", categoryarray=[_esc(x) for x in labels])
+        return fig
+    dec = _decimals(_median((hi - lo) / 2), _median(np.abs(v)))
+    level = _level(alpha)
+    hover = [f"<b>{_esc(lab)}</b><br>{_num(v[i], dec)} ({level} interval {_num(lo[i], dec)} to {_num(hi[i], dec)})"
+             for i, lab in enumerate(labels)]
+    fig = go.Figure(go.Scatter(
+        x=v, y=[_esc(x) for x in labels], mode="markers+text", text=[_num(x, dec) for x in v],
+        textposition="top center", marker=dict(size=11, color=BLUE),
+        error_x=dict(type="data", symmetric=False, array=np.maximum(hi - v, 0), arrayminus=np.maximum(v - lo, 0),
+                     color=BLUE, thickness=2, width=6),
+        hovertext=hover, hoverinfo="text"))
+    _layout(fig, title, f"{level} intervals", x_title, "")
+    fig.update_yaxes(autorange="reversed")
+    return fig
