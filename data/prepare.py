@@ -113,37 +113,50 @@ class PreparedCohort:
 
 
 def _encode_categorical(s: pd.Series, col: CategoricalColumn, rep: PreparationReport) -> np.ndarray:
+    """Codes of the declared categories. The distinct values are labelled once (as text, the way
+    they were always compared) and every row is a gather by code: no Python per row."""
     k = len(col.categories)
+    lookup = {c: i for i, c in enumerate(col.categories)}
     if isinstance(s.dtype, pd.CategoricalDtype):
-        # Fast path (no per-row strings): translate the few dtype categories, then gather by code.
-        lookup = {c: i for i, c in enumerate(col.categories)}
-        table = np.array([lookup.get(_category_str(v), k + 1) for v in s.dtype.categories] + [k],
-                         dtype=np.int32)                       # code -1 (missing) -> last entry
-        codes = table[np.asarray(s.cat.codes)]
-        rep.missing[col.name] = int((codes == k).sum())
-        rep.other[col.name] = int((codes == k + 1).sum())
+        # No per-row strings: translate the few dtype categories, then gather by code.
+        labels = [_category_str(v) for v in s.dtype.categories]
+        raw = np.asarray(s.cat.codes)
+    elif s.dtype == object:
+        # Mixed Python values (e.g. an Excel column): each row's own text, since 1, 1.0 and True
+        # are equal as values but not as text.
+        missing = s.isna().to_numpy()
+        codes = pd.Index(list(col.categories), dtype="string").get_indexer(s.astype("string")).astype(np.int32)
+        other = (codes < 0) & ~missing
+        codes[missing] = k
+        codes[other] = k + 1
+        rep.missing[col.name] = int(missing.sum())
+        rep.other[col.name] = int(other.sum())
         return codes
-    missing = s.isna().to_numpy()
-    if s.dtype.kind == "f":
-        as_str = s.map(lambda v: _category_str(v) if pd.notna(v) else None)
     else:
-        as_str = s.astype("string")
-    codes = pd.Index(list(col.categories), dtype="string").get_indexer(as_str).astype(np.int32)
-    other = (codes < 0) & ~missing
-    codes[missing] = k
-    codes[other] = k + 1
-    rep.missing[col.name] = int(missing.sum())
-    rep.other[col.name] = int(other.sum())
+        raw, uniques = pd.factorize(s, use_na_sentinel=True)      # missing -> -1
+        if s.dtype.kind == "f":
+            labels = [_category_str(v) for v in np.asarray(uniques, dtype=np.float64)]
+        else:                                    # as `s.astype("string")` writes each value
+            labels = list(pd.Series(uniques).astype("string").to_numpy(dtype=object, na_value=None))
+    table = np.array([lookup.get(v, k + 1) for v in labels] + [k], dtype=np.int32)   # -1 -> last entry
+    codes = table[raw]
+    rep.missing[col.name] = int((codes == k).sum())
+    rep.other[col.name] = int((codes == k + 1).sum())
     return codes
 
 
 def _encode_numeric(s: pd.Series, col: NumericColumn, rep: PreparationReport) -> np.ndarray:
-    raw_missing = s.isna()
-    num = pd.to_numeric(s, errors="coerce")
-    coerced = num.isna() & ~raw_missing
-    x = num.to_numpy(dtype=np.float64, na_value=np.nan).copy()
-    x[~np.isfinite(x) & ~np.isnan(x)] = np.nan  # +/-inf: treated as unparseable
-    coerced_n = int(coerced.sum()) + int(np.isinf(num.to_numpy(dtype=np.float64, na_value=np.nan)).sum())
+    if pd.api.types.is_numeric_dtype(s.dtype):           # numbers already: nothing can fail to parse
+        x = s.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        coerced_n = 0
+    else:
+        raw_missing = s.isna().to_numpy()
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        coerced_n = int((np.isnan(x) & ~raw_missing).sum())
+    inf = np.isinf(x)
+    if inf.any():                                        # +/-inf: treated as unparseable
+        coerced_n += int(inf.sum())
+        x[inf] = np.nan
     rep.coerced[col.name] = coerced_n
     miss = np.isnan(x)
     rep.missing[col.name] = int(miss.sum())
@@ -154,17 +167,30 @@ def _encode_numeric(s: pd.Series, col: NumericColumn, rep: PreparationReport) ->
     return x
 
 
+def _as_days(d: pd.Series) -> np.ndarray:
+    """datetime64[D] of a datetime Series (tz-aware: the UTC day), at its own unit: no overflow of
+    dates outside 1677-2262 (the nanosecond range)."""
+    if isinstance(d.dtype, pd.DatetimeTZDtype):
+        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
+    return np.asarray(d.to_numpy()).astype("datetime64[D]")
+
+
 def _encode_date(s: pd.Series, col: DateColumn, rep: PreparationReport) -> tuple[np.ndarray, np.ndarray]:
-    raw_missing = s.isna()
+    raw_missing = s.isna().to_numpy()
     if pd.api.types.is_datetime64_any_dtype(s):
-        d = s
+        days = _as_days(s)
+    elif s.dtype != object and pd.api.types.is_string_dtype(s):
+        # Text dates: parse each distinct text once (a cohort has a few thousand dates), gather by code.
+        raw, uniques = pd.factorize(s, use_na_sentinel=True)
+        parsed = pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce", format="mixed")
+        table = np.append(_as_days(parsed), np.datetime64("NaT", "D"))
+        days = table[raw]
     else:
-        d = pd.to_datetime(s, errors="coerce", format="mixed") if s.dtype == object or pd.api.types.is_string_dtype(s) \
+        d = pd.to_datetime(s, errors="coerce", format="mixed") if s.dtype == object \
             else pd.to_datetime(s, errors="coerce")
-    coerced = d.isna() & ~raw_missing
-    rep.coerced[col.name] = int(coerced.sum())
-    days = d.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+        days = _as_days(d)
     miss = np.isnat(days)
+    rep.coerced[col.name] = int((miss & ~raw_missing).sum())
     rep.missing[col.name] = int(miss.sum())
     lo = (np.datetime64(col.start, "D") - EPOCH).astype(np.int64)
     hi = (np.datetime64(col.end, "D") - EPOCH).astype(np.int64)
@@ -239,14 +265,14 @@ def prepare(frame: pd.DataFrame, schema: Schema, keep_frame: bool = True) -> Pre
     # max_rows_per_unit rows per patient.
     raw_unit = frame[schema.privacy_unit]
     unit = normalise_unit_ids(raw_unit)
-    codes_u = pd.factorize(unit, use_na_sentinel=True)[0]
+    codes_u, uniques_u = pd.factorize(unit, use_na_sentinel=True)
     if (codes_u < 0).any():
         raise DataValidationError(
             public, f"{int((codes_u < 0).sum()):,} rows have no patient id in '{schema.privacy_unit}' "
                     "(missing, or empty text)")
     if unit is not raw_unit:                       # owner views and later steps see the canonical ids
         frame = frame.assign(**{schema.privacy_unit: unit})
-    if schema.max_rows_per_unit >= 1:
+    if schema.max_rows_per_unit >= 1 and len(uniques_u) < len(frame):   # all distinct: nothing to drop
         rank = pd.Series(codes_u).groupby(codes_u, sort=False).cumcount().to_numpy()
         keep = rank < schema.max_rows_per_unit
         if not keep.all():
