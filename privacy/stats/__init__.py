@@ -3,7 +3,7 @@ OpenDP measurement, its input, post-processing, preview words and owner truth), 
 `privacy.measurements.register` when the module is imported.
 
 The shared core (`Plan`, `Outcome`, input helpers, `build_plan`) is `privacy.measurements`, which
-imports the built-in statistics' modules (counts, mean, quantile, survival) at its bottom. It is
-imported here first, so a statistic module imported on its own still finds the core complete.
+imports the statistics' modules at its bottom. It is imported here first, so a statistic module
+imported on its own still finds the core complete.
 """
 from privacy import measurements as _core  # noqa: F401
