@@ -250,8 +250,8 @@ def _fmt_bytes(n: int) -> str:
 def _too_big(name: str, size: int | None, max_bytes: int | None) -> None:
     if max_bytes is not None and size is not None and size > max_bytes:
         raise FileTooLargeError(f"{name} is {_fmt_bytes(size)}; the limit is {_fmt_bytes(max_bytes)}. "
-                                "Split the file, load it from a path or as Parquet, or ask for a higher "
-                                "limit.")
+                                "Raise the limit (--max-file-mb on the command line, server.maxUploadSize "
+                                "for uploads), split the file, or save it as Parquet (several times smaller)")
 
 
 def _read_source(src: Any, filename: str | None, max_bytes: int | None, root) -> tuple[bytes, str]:

@@ -153,7 +153,7 @@ def _prepared(args, schema):
         schema = _variant(schema, args)
     else:
         from data.loaders import load_table
-        frame = load_table(src[0])
+        frame = load_table(src[0], max_bytes=getattr(args, "max_file_mb", None))
     return prepare(frame, schema, keep_frame=False)
 
 
@@ -500,6 +500,17 @@ def _describe_query(key: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- parser
+def _megabytes(text: str) -> int:
+    """--max-file-mb: a positive number of megabytes, as bytes."""
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = float("nan")
+    if not (math.isfinite(mb) and mb > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of megabytes, got {text!r}")
+    return max(1, int(mb * 1024 * 1024))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m privacy",
                 description="Differentially private releases on medical cohorts, with a persistent budget ledger.")
@@ -512,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--seed", type=int, help="seed of a synthetic cohort (default: its own)")
         g.add_argument("--data", metavar="FILE", help="table file (.csv, .parquet, .xlsx)")
         g.add_argument("--schema", metavar="FILE", help="the table's public schema (TOML)")
+        g.add_argument("--max-file-mb", metavar="MB", type=_megabytes,
+                       help="refuse a --data file larger than MB megabytes (default: no limit)")
 
     def query_opts(sp):
         g = sp.add_argument_group("query")

@@ -378,3 +378,169 @@ def test_arbitrary_small_tables_never_crash_load_propose_prepare(cols, fmt, sep)
         assert str(e) == unavailable_message("fuzz")          # the public text reveals nothing
         return
     assert cohort.n_rows <= len(frame)
+
+
+# ------------------------------------------------------------------------------------ large files (pyarrow reader)
+def _rows(n: int, newline: bytes = b"\n") -> bytes:
+    """n rows of id,note,k with quoted notes, several reader blocks long when n is large."""
+    return b"".join(b'%d,"note, %d",%d%s' % (i, i, i % 7, newline) for i in range(n))
+
+
+def test_problems_deep_in_a_large_file_keep_their_line_and_byte():
+    big = b"id,note,k\n" + _rows(300_000)                       # ~7 MB: more than one reader block
+    frame = load_table(big, filename="big.csv")
+    assert len(frame) == 300_000 and frame["note"].iloc[-1] == "note, 299999"
+    with pytest.raises(MalformedCSVError, match=r"line 300002 has 2 values but the header \(line 1\) has 3 columns"):
+        load_table(big + b'5,"x"\n' + _rows(1000), filename="big.csv")
+    with pytest.raises(MalformedCSVError, match="line 300003 has 4 values.*ends with an extra separator"):
+        load_table(big + b"1,a,2\n5,x,1,\n", filename="big.csv")
+    with pytest.raises(MalformedCSVError, match="line 300002: a value opens a double quote that is never closed"):
+        load_table(big + b'5,x,"open\n6,y,z\n', filename="big.csv")
+    with pytest.raises(MalformedCSVError, match="line 300003 has 2 values.*double quote opened on an earlier line"):
+        load_table(big + b'5,"open\n6,y,z\n', filename="big.csv")
+    offset = len(big) + 2
+    with pytest.raises(EncodingError, match=rf"byte 0xFF at offset {offset:,} \(line 300002\)"):
+        load_table(big + b"5,\xff,1\n", filename="big.csv")
+
+
+def test_line_endings_quotes_and_long_values():
+    for nl in (b"\r\n", b"\r"):
+        f = load_table(b"id,note,k" + nl + _rows(50, nl), filename="w.csv")
+        assert len(f) == 50 and f["note"].iloc[3] == "note, 3"
+    with pytest.raises(MalformedCSVError, match="line 5 has 2 values"):
+        load_table(b"id,note,k\r\n" + _rows(3, b"\r\n") + b"9,x\r\n", filename="w.csv")
+    f = load_table(b'id,note\n1,"two\nlines"\n2,"say ""hi"""\n', filename="q.csv")
+    assert f["note"].tolist() == ["two\nlines", 'say "hi"']
+    long_cell = b"y" * 6_000_000                                # longer than one reader block
+    f = load_table(b'id,note\n1,"' + long_cell + b'"\n2,b\n', filename="long.csv")
+    assert len(f["note"].iloc[0]) == 6_000_000 and f["note"].iloc[1] == "b"
+    f, rep = load_table_with_report(b"\n  \n\nid,x\n1,2\n  \n3,4\n", filename="blank.csv")
+    assert f["x"].tolist() == [2, 4] and rep.rows == 2          # lines of spaces are blank lines
+
+
+def test_values_pyarrow_would_change_are_kept_as_written():
+    f = load_table(b"id,x\n12345678901234567890,1\n12345678901234567891,2\n", filename="w.csv")
+    assert f["id"].nunique() == 2 and f["id"].dtype == np.uint64    # not two equal floats
+    f = load_table(b"id,x\n-12345678901234567890,1\n12345678901234567891,2\n", filename="w.csv")
+    assert f["id"].tolist() == ["-12345678901234567890", "12345678901234567891"]
+    f = load_table(b"id,x\n0x10,1\n16,2\n", filename="h.csv")
+    assert f["id"].tolist() == ["0x10", "16"]                      # not 16 and 16
+    f = load_table(b"a,b,c\n1,NA,None\n2,N/A,<NA>\n3,null,x\n", filename="na.csv")
+    assert f["b"].isna().all() and f["c"].isna().tolist() == [True, True, False]
+    f = load_table(b"a,b,c\n1,True,1\n2,false,0\n", filename="b.csv")
+    assert f["b"].tolist() == [True, False] and f["c"].tolist() == [1, 0]
+    f = load_table(b"a,d\n1,2024-01-31\n2,\n", filename="d.csv")
+    assert pd.api.types.is_datetime64_any_dtype(f["d"]) and f["d"].iloc[0] == pd.Timestamp("2024-01-31")
+    f = load_table(b"a;v\n1;4,5\n2;\n3; 7,25 \n", filename="s.csv")
+    assert f["v"].tolist()[::2] == [4.5, 7.25] and np.isnan(f["v"].iloc[1])
+
+
+def test_csv_and_parquet_of_one_cohort_prepare_alike(tmp_path):
+    from data.cohorts import cohort_schema, generate_prostate
+
+    frame = generate_prostate(rows=3000, seed=5)
+    frame.to_parquet(tmp_path / "c.parquet")
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    schema = cohort_schema("prostate")
+    a = prepare(load_table(tmp_path / "c.parquet"), schema, keep_frame=False)
+    b = prepare(load_table(tmp_path / "c.csv"), schema, keep_frame=False)
+    assert a.n_rows == b.n_rows == 3000
+    for name in a.codes:
+        np.testing.assert_array_equal(a.codes[name], b.codes[name], err_msg=name)
+    for name in a.days:
+        np.testing.assert_array_equal(a.days[name], b.days[name], err_msg=name)
+    for name in a.numbers:                                        # float32 in Parquet, text in CSV
+        np.testing.assert_allclose(a.numbers[name], b.numbers[name], rtol=1e-6, equal_nan=True, err_msg=name)
+    assert a.report.lines() == b.report.lines()
+    # text columns with few values are read as categoricals, like the Parquet file's
+    csv_frame = load_table(tmp_path / "c.csv")
+    assert isinstance(csv_frame["site"].dtype, pd.CategoricalDtype)
+    assert sorted(csv_frame["site"].cat.categories) == sorted(frame["site"].cat.categories)
+
+
+def test_float_and_integer_categories_are_labelled_once_as_before():
+    schema = _schema(g={"kind": "categorical", "categories": ["1", "2", "3"]},
+                     f={"kind": "categorical", "categories": ["1", "2.5"]},
+                     t={"kind": "categorical", "categories": ["a", "b"]},
+                     o={"kind": "categorical", "categories": ["1", "1.0", "True"]})
+    frame = pd.DataFrame({"pid": range(6), "g": [1, 2, 3, 4, 1, 2],
+                          "f": [1.0, 2.5, np.nan, 1.0, 3.0, 2.5],
+                          "t": pd.Series(["a", "b", None, "c", "a", "a"], dtype="str"),
+                          "o": pd.Series([1, 1.0, True, "x", None, 1], dtype=object)})
+    c = prepare(frame, schema)
+    assert c.codes["g"].tolist() == [0, 1, 2, 4, 0, 1]             # 4: other (K+1)
+    assert c.codes["f"].tolist() == [0, 1, 2, 0, 3, 1]             # NaN: missing (K), 3.0: other
+    assert c.codes["t"].tolist() == [0, 1, 2, 3, 0, 0]
+    assert c.codes["o"].tolist() == [0, 1, 2, 4, 3, 0]             # object values keep their own text
+    assert c.report.missing["f"] == 1 and c.report.other["g"] == 1
+
+
+def test_dates_outside_the_nanosecond_range_are_not_wrapped():
+    frame = pd.DataFrame({"pid": [1, 2, 3],
+                          "seen": np.array(["0001-01-01", "2020-06-01", "9999-12-31"], dtype="datetime64[ms]")})
+    schema = _schema(seen={"kind": "date", "start": "2020-01-01", "end": "2020-12-31"})
+    c = prepare(frame, schema)
+    assert c.report.clamped["seen"] == 2 and c.report.coerced["seen"] == 0
+    start, end = pd.Timestamp("2020-01-01"), pd.Timestamp("2020-12-31")
+    epoch = pd.Timestamp("1970-01-01")
+    assert c.days["seen"].tolist() == [(start - epoch).days, (pd.Timestamp("2020-06-01") - epoch).days,
+                                       (end - epoch).days]
+    text = load_table(b"pid,seen\n1,2020-01-05\n2,not a date\n3,2020-05-01\n3,2020-05-01\n", filename="t.csv")
+    assert prepare(text, schema).report.coerced["seen"] == 1
+
+
+# ------------------------------------------------------------------------------------ size limits are configuration
+def test_no_size_limit_unless_asked(tmp_path):
+    p = write(tmp_path, "c.csv", b"a,b\n" + b"1,2\n" * 1000)
+    assert len(load_table(p)) == 1000                                # default: no limit
+    with pytest.raises(FileTooLargeError, match=r"the limit is 1.0 KB.*--max-file-mb.*server.maxUploadSize"):
+        load_table(p, max_bytes=1024)
+    with pytest.raises(ValueError, match="max_bytes must be a positive integer or None"):
+        load_table(p, max_bytes=0)
+
+
+def test_upload_limit_is_streamlits_max_upload_size(tmp_path, monkeypatch):
+    import tomllib as _toml
+    from pathlib import Path
+
+    from data.loaders import upload_limit_bytes
+
+    repo = Path(__file__).resolve().parents[1]
+    configured = _toml.loads((repo / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
+    monkeypatch.delenv("STREAMLIT_SERVER_MAX_UPLOAD_SIZE", raising=False)
+    monkeypatch.chdir(repo)
+    import sys
+    monkeypatch.delitem(sys.modules, "streamlit", raising=False)   # read the file, as the CLI does
+    assert upload_limit_bytes() == configured * 1024 * 1024
+    assert DEFAULT_MAX_BYTES >= 100 * 1024 * 1024
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text("[server]\nmaxUploadSize = 7\n")
+    monkeypatch.chdir(tmp_path)
+    assert upload_limit_bytes() == 7 * 1024 * 1024
+    monkeypatch.setenv("STREAMLIT_SERVER_MAX_UPLOAD_SIZE", "3")     # as `streamlit run` reads it
+    assert upload_limit_bytes() == 3 * 1024 * 1024
+
+
+def test_command_line_file_size_flags(tmp_path, capsys):
+    from data.__main__ import main as data_main
+    from privacy.cli import main as privacy_main
+
+    p = write(tmp_path, "c.csv", b"pid,age\n" + b"".join(b"%d,%d\n" % (i, 40 + i % 50) for i in range(800)))
+    schema = tmp_path / "s.toml"
+    schema.write_text(schema_to_toml(_schema(age={"kind": "numeric", "lower": 0, "upper": 120})))
+    assert data_main(["load", str(p), "--schema", str(schema)]) == 0
+    out = capsys.readouterr().out
+    assert "Read 800 rows × 2 columns from c.csv" in out and "800 rows read, 800 kept" in out
+    assert data_main(["load", str(p), "--max-file-mb", "0.001"]) == 2
+    assert "the limit is 1.0 KB" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        data_main(["load", str(p), "--max-file-mb", "-1"])
+    assert "positive number of megabytes" in capsys.readouterr().err
+    args = ["release", "--data", str(p), "--schema", str(schema), "--stat", "count", "--epsilon", "1",
+            "--ledger", str(tmp_path / "l.sqlite")]
+    assert privacy_main(args + ["--max-file-mb", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert "c.csv is" in err and "the limit is 1.0 KB" in err and len(err.strip().splitlines()) == 1
+    assert privacy_main(args + ["--max-file-mb", "0"]) == 2
+    assert "--max-file-mb: must be a positive number" in capsys.readouterr().err
+    assert privacy_main(args) == 0                                   # no flag: no limit
