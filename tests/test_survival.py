@@ -149,3 +149,14 @@ def test_cli_survival_by_group(tmp_path, capsys):
     rc = main(["release", "--cohort", "prostate", "--stat", "mean", "--column", "psa", "--endpoint", "x",
                "--epsilon", "0.3", "--ledger", led])
     assert rc != 0 and "--endpoint applies only to --stat survival" in capsys.readouterr().err
+
+
+def test_colon_two_rows_per_patient_costs_the_map_at_two():
+    """survival/colon: a recurrence row and a death row per patient; each endpoint uses one of
+    them (a public row restriction) but the cost is still OpenDP's map at d_in = 2."""
+    sch = load_schema("data/cohorts/colon.toml")
+    assert sch.max_rows_per_unit == 2
+    for name in ("death", "recurrence"):
+        plan = build_plan(make_query("survival", column="time", endpoint=name, by="rx"), sch, 0.4)
+        assert plan.d_in == 2 and plan.cost[0] == pytest.approx(plan.measurement.map(2)) and plan.cost[0] <= 0.4
+        assert plan.cost[0] > plan.measurement.map(1)         # the bound is two rows, not one
