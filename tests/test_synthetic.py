@@ -136,3 +136,21 @@ def test_utility_side_by_side_tracks_epsilon(cohort, tmp_path):
     mean = {e: np.mean([m.tvd_synthetic for m in rows.values()]) for e, rows in out.items()}
     assert mean[0.05] > mean[20.0], mean
     assert len(out[20.0]) == 3 and any("Answers" in s for s in summary(list(out[20.0].values()), cohort.schema))
+
+
+def test_owner_sees_utility_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.setenv("DP_LEDGER", str(tmp_path / "ledger.sqlite"))
+    monkeypatch.setenv("DP_DEMO_ROWS", "1500")
+    monkeypatch.delenv("DP_ROLE", raising=False)
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/synthetic.py").run()
+    at.multiselect(key="syn_cols").set_value(["site", "risk_group"]).run()
+    at.button(key="syn_release").click().run()
+    assert not at.exception, at.exception
+    at.button(key="syn_utility").click().run()
+    assert not at.exception, at.exception
+    assert any("Uses the true data (not private)" in w.value for w in at.warning)
+    table = at.dataframe[-1].value
+    assert "Marginal" in table.columns and len(table) == 3            # site, risk group, site by risk group
+    assert any(m.value.startswith("- Answers") or m.value.startswith("- A direct") or "moderately" in m.value
+               for m in at.markdown)
