@@ -1,6 +1,6 @@
 """Dot-and-interval figures: one release's means and quantiles (`_point_figure`), and values
 assembled from several releases (`dot_interval_figure`). Values whose interval covers (nearly)
-the whole public range are shown as 'not enough patients to estimate'.
+the whole public range are shown as 'not enough patients (or exams, ...) to estimate'.
 """
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ from data.schema import Schema
 
 if TYPE_CHECKING:  # no OpenDP import just for type hints
     from privacy.release import Release
+
+
+def _sentence(label: str) -> str:
+    """A label after a word ('Mean Report turnaround' -> 'Mean report turnaround'); acronyms
+    (PSA, CT dose) and single letters keep their case."""
+    if len(label) > 1 and label[0].isupper() and label[1].islower():
+        return label[0].lower() + label[1:]
+    return label
 
 
 def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
@@ -71,7 +79,8 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
                                  text=[nothing] * len(idx), textfont=dict(color="#6b6b6b", size=FONT_SIZE - 1),
                                  hovertext=[hover[i] for i in idx], hovertemplate="%{hovertext}<extra></extra>",
                                  showlegend=False, name=nothing))
-    x_title = _with_unit(f"{_stat_word(q)} {_col_label(schema, col)}".strip(), unit)
+    label = _col_label(schema, col)
+    x_title = _with_unit(f"{_stat_word(q)} {_sentence(label) if _stat_word(q) else label}".strip(), unit)
     y_title = _col_label(schema, q.get("by")) if q.get("stat") == "grouped-mean" else ""
     notes = [f"groups marked '{nothing}': their interval covers (nearly) the whole public range" if any(weak) else ""]
     _layout(fig, release.description, _subtitle(release, notes), x_title, y_title)
@@ -83,36 +92,58 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
 
 def dot_interval_figure(labels: Sequence[str], values: Sequence[float], ci_low: Sequence[float],
                         ci_high: Sequence[float], title: str, x_title: str = "", alpha: float = 0.05,
-                        public_range: tuple[float, float] | None = None) -> go.Figure:
+                        public_range: tuple[float, float] | None = None, who: str = "patients",
+                        percent: bool = False) -> go.Figure:
     """Dot and interval per label, for values assembled from several releases (e.g. medians by group).
     With the column's `public_range`, values whose interval covers WEAK_SHARE of it get no dot and
-    no number ('not enough patients to estimate')."""
+    no number ('not enough {who} to estimate'); their labels stay on the y axis. `percent` shows
+    shares (0-1) as percentages on the axis, the labels and the hover."""
     labels = [str(x) for x in labels]
     if not labels:
         return _empty(title, "Nothing to show")
     v, lo, hi = _arr(values), _arr(ci_low), _arr(ci_high)
     if public_range is not None:
-        weak = (hi - lo) >= WEAK_SHARE * (public_range[1] - public_range[0])
-        keep = [i for i, w in enumerate(weak) if not w]
-        gone = [labels[i] for i, w in enumerate(weak) if w]
-        fig = dot_interval_figure([labels[i] for i in keep], v[keep], lo[keep], hi[keep], title, x_title, alpha)
-        if gone:
-            mid = (public_range[0] + public_range[1]) / 2
-            fig.add_trace(go.Scatter(x=[mid] * len(gone), y=[_esc(x) for x in gone], mode="text",
-                                     text=["not enough patients to estimate"] * len(gone),
-                                     textfont=dict(color="#6b6b6b"), hoverinfo="skip", showlegend=False))
-            fig.update_yaxes(categoryorder="array", categoryarray=[_esc(x) for x in labels])
-        return fig
-    dec = _decimals(_median((hi - lo) / 2), _median(np.abs(v)))
+        span = float(public_range[1]) - float(public_range[0])
+        weak = ~(np.isfinite(lo) & np.isfinite(hi)) | ((hi - lo) >= WEAK_SHARE * span)
+    else:
+        weak = np.zeros(len(labels), dtype=bool)
+    if percent:
+        ok = ~weak & np.isfinite(hi - lo)
+        dec = 0 if not ok.any() or _median((hi - lo)[ok] * 50) >= 1 else 1     # 52%, or 52.3% when narrow
+
+        def fmt(x: float) -> str:
+            return f"{_num(100 * x, dec)}%" if np.isfinite(x) else ""
+    else:
+        ok = ~weak
+        dec = _decimals(_median((hi - lo)[ok] / 2), _median(np.abs(v[ok]))) if ok.any() else 1
+
+        def fmt(x: float) -> str:
+            return _num(x, dec)
     level = _level(alpha)
-    hover = [f"<b>{_esc(lab)}</b><br>{_num(v[i], dec)} ({level} interval {_num(lo[i], dec)} to {_num(hi[i], dec)})"
+    nothing = f"not enough {who} to estimate"
+    ys = [_esc(x) for x in labels]
+    hover = [f"<b>{_esc(lab)}</b><br>{nothing.capitalize()}: the {level} interval covers (nearly) the whole "
+             "public range, so no value is shown" if weak[i] else
+             f"<b>{_esc(lab)}</b><br>{fmt(v[i])} ({level} interval {fmt(lo[i])} to {fmt(hi[i])})"
              for i, lab in enumerate(labels)]
     fig = go.Figure(go.Scatter(
-        x=v, y=[_esc(x) for x in labels], mode="markers+text", text=[_num(x, dec) for x in v],
+        x=np.where(weak, np.nan, v), y=ys, mode="markers+text",
+        text=["" if weak[i] else fmt(x) for i, x in enumerate(v)],
         textposition="top center", marker=dict(size=11, color=BLUE),
-        error_x=dict(type="data", symmetric=False, array=np.maximum(hi - v, 0), arrayminus=np.maximum(v - lo, 0),
-                     color=BLUE, thickness=2, width=6),
-        hovertext=hover, hoverinfo="text"))
+        error_x=dict(type="data", symmetric=False, array=np.where(weak, 0, np.maximum(hi - v, 0)),
+                     arrayminus=np.where(weak, 0, np.maximum(v - lo, 0)), color=BLUE, thickness=2, width=6),
+        hovertext=hover, hoverinfo="text", showlegend=False))
+    if weak.any():
+        mid = (float(public_range[0]) + float(public_range[1])) / 2
+        idx = [i for i, w in enumerate(weak) if w]
+        fig.add_trace(go.Scatter(x=[mid] * len(idx), y=[ys[i] for i in idx], mode="text",
+                                 text=[nothing] * len(idx), textfont=dict(color="#6b6b6b"),
+                                 hovertext=[hover[i] for i in idx], hoverinfo="text", showlegend=False,
+                                 name=nothing))
     _layout(fig, title, f"{level} intervals", x_title, "")
-    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=ys, autorange="reversed")
+    if percent:
+        fig.update_xaxes(tickformat=".0%")
+    if public_range is not None and weak.all():       # nothing to centre on: show the public range
+        fig.update_xaxes(range=[float(public_range[0]), float(public_range[1])])
     return fig

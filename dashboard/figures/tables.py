@@ -88,5 +88,12 @@ def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFr
                             "" if w or not math.isfinite(a) else f"{fmt(a)} to {fmt(b)}" for a, b, w in zip(lo, hi, weak)]})
     if "noisy_count" in df:
         out["Group size (noisy)"] = [f"{max(v, 0):,.0f}" for v in df["noisy_count"]]
-    out["Note"] = df["note"]
+    out["Note"] = [_shown_note(n) for n in df["note"]]
     return out
+
+
+def _shown_note(note: str) -> str:
+    """The note people read: no negative count in words (the raw value stays in the downloads)."""
+    if note.startswith("noisy count ") and "below 0" in note:
+        return "shown as 0 (the noisy count was below 0)"
+    return note

@@ -99,7 +99,8 @@ if "turnaround_median" in rels:
     shown = [i for i, lab in enumerate(r.labels) if lab not in ("missing", "other")]
     figs["turnaround_median"] = charts.dot_interval_figure(
         [r.labels[i] for i in shown], [r.values[i] for i in shown], [r.ci_low[i] for i in shown],
-        [r.ci_high[i] for i in shown], "Median report turnaround by department", "hours",
+        [r.ci_high[i] for i in shown], "Median report turnaround by department",
+        "Median report turnaround (hours)", who=schema.rows_word,
         public_range=(schema.column("turnaround_hours").lower, schema.column("turnaround_hours").upper))
 if "ct_dose" in rels:
     figs["ct_dose"] = charts.release_figure(rels["ct_dose"], schema)
@@ -108,7 +109,9 @@ if "contrast" in rels:
     rates = {k: v for k, v in rates.items() if k not in ("missing", "other")}
     figs["contrast"] = charts.dot_interval_figure(list(rates), [v[0] for v in rates.values()],
                                                   [v[1] for v in rates.values()], [v[2] for v in rates.values()],
-                                                  "Contrast use by modality (share of exams)", "share")
+                                                  "Contrast use by modality (share of exams)",
+                                                  f"Share of {schema.rows_word} with contrast",
+                                                  public_range=(0.0, 1.0), who=schema.rows_word, percent=True)
 for k, fig in figs.items():
     st.plotly_chart(fig, width="stretch", key=f"rad_{k}")
 

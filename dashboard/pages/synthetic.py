@@ -103,7 +103,10 @@ with right:
         else:
             st.success(f"Released. Cost ε {rel.epsilon:.3g}, δ {rel.delta:.0e}; remaining budget {rel.remaining:.3g}.")
         st.markdown(f"**Synthetic** · {len(frame):,} rows · {card['method']} · {syn.CARD_SENTENCE}")
-        st.dataframe(frame.head(200), hide_index=True, width="stretch")
+        shown = {c: schema.label(c) if c in schema.names else c for c in frame.columns}
+        if len(set(shown.values())) < len(shown):    # two columns with one label: keep the names
+            shown = {c: c for c in frame.columns}
+        st.dataframe(frame.head(200).rename(columns=shown), hide_index=True, width="stretch")  # downloads: raw names
         c1, c2, c3 = st.columns(3)
         c1.download_button("Download CSV", frame.to_csv(index=False).encode(), "synthetic_cohort.csv", "text/csv",
                            key="syn_csv")
