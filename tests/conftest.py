@@ -39,3 +39,17 @@ def ledger(tmp_path):
     lg = BudgetLedger(tmp_path / "ledger.sqlite")
     yield lg
     lg.close()
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """Environment for an AppTest of the app: a private ledger and uploads folder, the 3,000-row
+    demo cohort, the local data owner (no role variables), empty data caches. Yields tmp_path."""
+    monkeypatch.setenv("DP_LEDGER", str(tmp_path / "ledger.sqlite"))
+    monkeypatch.setenv("DP_DEMO_ROWS", "3000")
+    monkeypatch.setenv("DP_UPLOADS", str(tmp_path / "uploads"))
+    monkeypatch.delenv("DP_ROLE", raising=False)
+    monkeypatch.delenv("DP_ANALYST", raising=False)
+    import streamlit
+    streamlit.cache_data.clear()
+    yield tmp_path

@@ -365,16 +365,7 @@ def test_schema_declares_quasi_identifiers_and_sensitive_attributes():
 
 
 # --------------------------------------------------------------------------------------- the page
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DP_LEDGER", str(tmp_path / "ledger.sqlite"))
-    monkeypatch.setenv("DP_DEMO_ROWS", "3000")
-    monkeypatch.setenv("DP_UPLOADS", str(tmp_path / "uploads"))
-    monkeypatch.delenv("DP_ROLE", raising=False)
-    monkeypatch.delenv("DP_ANALYST", raising=False)
-    import streamlit
-    streamlit.cache_data.clear()
-    yield tmp_path
+# the app_env fixture (private ledger, demo cohort, local owner) is in tests/conftest.py
 
 
 def test_owner_page_shows_the_report_marked_true_data(app_env):

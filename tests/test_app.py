@@ -10,14 +10,7 @@ APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DP_LEDGER", str(tmp_path / "ledger.sqlite"))
-    monkeypatch.setenv("DP_DEMO_ROWS", "3000")
-    monkeypatch.setenv("DP_UPLOADS", str(tmp_path / "uploads"))
-    monkeypatch.delenv("DP_ROLE", raising=False)
-    monkeypatch.delenv("DP_ANALYST", raising=False)
-    import streamlit as st
-    st.cache_data.clear()
+def _env(app_env):
     yield
 
 

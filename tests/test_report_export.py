@@ -16,14 +16,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DP_LEDGER", str(tmp_path / "ledger.sqlite"))
-    monkeypatch.setenv("DP_DEMO_ROWS", "3000")
-    monkeypatch.setenv("DP_UPLOADS", str(tmp_path / "uploads"))
-    monkeypatch.delenv("DP_ROLE", raising=False)
-    monkeypatch.delenv("DP_ANALYST", raising=False)
-    import streamlit as st
-    st.cache_data.clear()
+def _env(app_env):
     yield
     report_export.close_png_browser()        # never leave a Chromium behind in the worker
 

@@ -219,16 +219,7 @@ def test_simulate_threads_and_one_thread_agree(toy):
 
 
 # ----------------------------------------------------------------------- the page as data owner
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DP_LEDGER", str(tmp_path / "ledger.sqlite"))
-    monkeypatch.setenv("DP_DEMO_ROWS", "3000")
-    monkeypatch.setenv("DP_UPLOADS", str(tmp_path / "uploads"))
-    monkeypatch.delenv("DP_ROLE", raising=False)
-    monkeypatch.delenv("DP_ANALYST", raising=False)
-    import streamlit as st
-    st.cache_data.clear()
-    yield
+# the app_env fixture (private ledger, demo cohort, local owner) is in tests/conftest.py
 
 
 def _figs(at):

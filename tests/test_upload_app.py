@@ -31,14 +31,8 @@ SAVED = "Schema confirmed and saved"
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DP_LEDGER", str(tmp_path / "ledger.sqlite"))
-    monkeypatch.setenv("DP_DEMO_ROWS", "3000")
-    monkeypatch.setenv("DP_UPLOADS", str(tmp_path / "uploads"))
-    monkeypatch.delenv("DP_ROLE", raising=False)
-    monkeypatch.delenv("DP_ANALYST", raising=False)
+def _env(app_env):
     import streamlit as stl
-    stl.cache_data.clear()
     stl.cache_resource.clear()
     yield
 
