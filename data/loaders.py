@@ -229,12 +229,13 @@ def load_table_with_report(path_or_bytes: Any, *, filename: str | None = None,
     if len(data) == 0:
         raise EmptyFileError(f"{shown} is empty (0 bytes)")
     if suffix == ".csv":
-        frame = _read_csv(data, shown, encoding, delimiter, report)
+        held = [data]                  # the reader drops the file's bytes once parsed (peak memory)
+        del data
+        frame = _read_csv(held, shown, encoding, delimiter, report)
     elif suffix == ".parquet":
         frame = _read_parquet(data, shown, report)
     else:
         frame = _read_excel(data, shown, report)
-    del data
     frame = _finish(frame, shown, report)
     return frame, report
 
@@ -454,6 +455,9 @@ def _choose_delimiter(sample: str, truncated: bool, name: str, report: LoadRepor
     widths: dict[str, int] = {}
     fits: list[str] = []
     for d in DELIMITERS:
+        if d not in sample:                  # one value per line: no need to parse
+            widths[d] = 1
+            continue
         try:
             _, width, bad = _shape(sample, d)
         except MalformedCSVError:
@@ -461,11 +465,13 @@ def _choose_delimiter(sample: str, truncated: bool, name: str, report: LoadRepor
         widths[d] = width
         if width >= 2 and (bad is None or (truncated and bad[0] >= sample.count("\n"))):
             fits.append(d)
+    report.delimiter_detected = True
+    if len(fits) == 1:                       # the usual case: the sniffer could only agree
+        return fits[0]
     try:
         sniffed = csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
     except csv.Error:
         sniffed = None
-    report.delimiter_detected = True
     if sniffed in fits:
         return sniffed
     if fits:
@@ -561,7 +567,7 @@ def _arrow_pool():
     return _POOL[0]
 
 
-def _arrow_read(buf: bytes, start: int, delim: str, quotes: bool, handler, threads: bool = True,
+def _arrow_read(buf: bytes, start: int, delim: str, quotes: int, handler, threads: bool = True,
                 block: int = CSV_BLOCK_BYTES, **convert):
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -569,7 +575,7 @@ def _arrow_read(buf: bytes, start: int, delim: str, quotes: bool, handler, threa
     src = pa.BufferReader(pa.py_buffer(buf).slice(start))          # no copy
     read = pacsv.ReadOptions(use_threads=threads, block_size=block)
     parse = pacsv.ParseOptions(delimiter=delim, quote_char='"' if quotes else False, double_quote=True,
-                               escape_char=False, newlines_in_values=quotes, ignore_empty_lines=True,
+                               escape_char=False, newlines_in_values=quotes == QUOTES, ignore_empty_lines=True,
                                invalid_row_handler=handler)
     conv = pacsv.ConvertOptions(null_values=list(NA_VALUES), true_values=list(TRUE_VALUES),
                                 false_values=list(FALSE_VALUES), strings_can_be_null=True,
@@ -578,7 +584,7 @@ def _arrow_read(buf: bytes, start: int, delim: str, quotes: bool, handler, threa
                           memory_pool=_arrow_pool())
 
 
-def _parse(buf: bytes, start: int, delim: str, quotes: bool, handler, **convert):
+def _parse(buf: bytes, start: int, delim: str, quotes: int, handler, **convert):
     """pyarrow's table; a row longer than a block is retried once with one block for the file."""
     import pyarrow as pa
 
@@ -591,7 +597,7 @@ def _parse(buf: bytes, start: int, delim: str, quotes: bool, handler, **convert)
                        block=min(max(len(buf) - start + 1, CSV_BLOCK_BYTES), 2**31 - 1), **convert)
 
 
-def _ragged_error(buf: bytes, start: int, delim: str, quotes: bool, header_line: int, name: str) -> MalformedCSVError:
+def _ragged_error(buf: bytes, start: int, delim: str, quotes: int, header_line: int, name: str) -> MalformedCSVError:
     """The message for the first line with the wrong number of values. Read again on one thread so
     the reader stops at the first such line, then find that line's number with byte searches."""
     import pyarrow as pa
@@ -610,7 +616,11 @@ def _ragged_error(buf: bytes, start: int, delim: str, quotes: bool, header_line:
     if pos is not None:
         line = _breaks(buf, 0, pos) + 1 + _breaks(text.encode("utf-8"))     # where the record ends
     else:                                                                # not found: walk the text once
-        line = _shape(buf[start:].decode("utf-8", "replace"), delim)[2][0]
+        try:
+            found = _shape(buf[start:].decode("utf-8", "replace"), delim)[2]
+        except MalformedCSVError:
+            found = None
+        line = found[0] if found else "?"
     fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=delim, quotechar='"'), [])
     hint = " (the line ends with an extra separator)" if got == width + 1 and fields and fields[-1] == "" else ""
     if got < width and any("\n" in v or "\r" in v for v in fields):
@@ -660,7 +670,8 @@ def _has_hex_prefix(buf: bytes, chunk: int = 16 << 20) -> bool:
     arr = np.frombuffer(buf, dtype=np.uint8)
     for s in range(0, len(arr), chunk):
         a = arr[s:s + chunk + 1]
-        if ((a[1:] | 0x20) == ord("x")).any() and (((a[1:] | 0x20) == ord("x")) & (a[:-1] == ord("0"))).any():
+        x = (a[1:] | 0x20) == ord("x")
+        if x.any() and (x & (a[:-1] == ord("0"))).any():
             return True
     return False
 
@@ -672,7 +683,7 @@ def _finite_wide(col) -> bool:
     return bool(pc.any(pc.and_(pc.greater_equal(a, 2.0**63), pc.is_finite(a))).as_py())
 
 
-def _text_like_numbers(buf: bytes, start: int, delim: str, quotes: bool, table):
+def _text_like_numbers(buf: bytes, start: int, delim: str, quotes: int, table):
     """Columns pyarrow read as numbers where pandas keeps what was written: whole numbers beyond
     int64 (pyarrow makes lossy floats of them; kept as uint64 when all fit, else as text, so ids
     like 12345678901234567890 stay distinct) and hexadecimal text such as 0x10 (pyarrow reads 16;
@@ -688,7 +699,7 @@ def _text_like_numbers(buf: bytes, start: int, delim: str, quotes: bool, table):
             hi = max(abs(mm["min"].as_py() or 0.0), abs(mm["max"].as_py() or 0.0))
             if 2.0**63 <= hi < float("inf") or (hi == float("inf") and _finite_wide(table.column(i))):
                 suspects[i] = "wide"
-        elif hex_text and pa.types.is_integer(f.type):
+        if hex_text and i not in suspects and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)):
             suspects[i] = "hex"
     if not suspects:
         return table
@@ -739,14 +750,31 @@ def _drop_blank_values(table):
     return table
 
 
+NO_QUOTES, HEADER_QUOTES, QUOTES = 0, 1, 2
+
+
+def _quoting(buf: bytes, start: int) -> int:
+    """NO_QUOTES: no double quote in the file; HEADER_QUOTES: only in a one-line header (as R's
+    write.csv quotes names); else QUOTES: a quoted value may span lines, and the reader must track
+    quotes to split the lines (30 % more CPU), so it does only then."""
+    if buf.find(b'"', start) < 0:
+        return NO_QUOTES
+    nl = buf.find(b"\n", start)
+    if nl < 0 or buf.count(b'"', start, nl) % 2:      # the header itself has a line break in quotes
+        return QUOTES
+    return QUOTES if buf.find(b'"', nl) >= 0 else HEADER_QUOTES
+
+
 _NONBLANK = re.compile(rb"[^ \t\r\n\x0b\x0c]")
 _BLANK_LINES = re.compile(rb'(?:(?:""|[ \t\x0b\x0c]*)(?:[ \t\x0b\x0c]*)(?:\r\n|\r|\n))*')
 
 
-def _read_csv(data: bytes, name: str, encoding: str | None, delimiter: str | None,
+def _read_csv(held: list[bytes], name: str, encoding: str | None, delimiter: str | None,
               report: LoadReport) -> pd.DataFrame:
+    """`held` = [the file's bytes]; emptied once the table is parsed so they can be freed."""
     import pyarrow as pa
 
+    data = held.pop()
     buf, start = _utf8(data, name, encoding, report)
     sample, truncated = _head(buf, start)
     if not sample.strip() and (not truncated or _NONBLANK.search(buf, start) is None):
@@ -762,7 +790,7 @@ def _read_csv(data: bytes, name: str, encoding: str | None, delimiter: str | Non
     except MalformedCSVError:
         header_line = 1
     start = _BLANK_LINES.match(buf, start).end()  # lines of spaces before the header, as csv skips them
-    quotes = b'"' in buf                     # no quote anywhere: no value can span lines (faster)
+    quotes = _quoting(buf, start)
     handler = _Ragged()
     try:
         table = _parse(buf, start, delim, quotes, handler, auto_dict_encode=True,
@@ -781,7 +809,7 @@ def _read_csv(data: bytes, name: str, encoding: str | None, delimiter: str | Non
     if table is None:
         buf, start = buf[start:] + b"\n", 0
         table = _parse(buf, start, delim, quotes, _Ragged())
-    if quotes:
+    if quotes == QUOTES:
         line = _unclosed_quote_line(buf, start, table, delim)
         if line is not None:
             raise MalformedCSVError(f"{name}: line {line}: a value opens a double quote that is never closed. "
@@ -993,8 +1021,9 @@ def _finish(frame: pd.DataFrame, name: str, report: LoadReport) -> pd.DataFrame:
             frame[c] = s.dt.tz_convert("UTC").dt.tz_localize(None)
     if nulls is not None:
         report.all_null_columns = [c for c, k in zip(cols, nulls) if k == len(frame)]
-    else:
-        report.all_null_columns = [c for c in cols if not frame[c].notna().any()]
+    else:                                       # a column missing everywhere misses its first value
+        report.all_null_columns = [c for c in cols
+                                   if frame[c].iloc[:1].isna().iat[0] and not frame[c].notna().any()]
     if report.all_null_columns:
         shown = ", ".join(f"'{c}'" for c in report.all_null_columns[:10])
         more = f" and {len(report.all_null_columns) - 10} more" if len(report.all_null_columns) > 10 else ""

@@ -167,37 +167,49 @@ def _encode_numeric(s: pd.Series, col: NumericColumn, rep: PreparationReport) ->
     return x
 
 
-def _as_days(d: pd.Series) -> np.ndarray:
-    """datetime64[D] of a datetime Series (tz-aware: the UTC day), at its own unit: no overflow of
-    dates outside 1677-2262 (the nanosecond range)."""
+_NAT = np.iinfo(np.int64).min
+_PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
+            "ns": 86_400_000_000_000}
+
+
+def _day_numbers(d: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 days since 1970-01-01, missing mask) of a datetime Series (tz-aware: the UTC day), by
+    integer division at the column's own unit: no overflow outside 1677-2262 (the nanosecond
+    range), and no per-element datetime arithmetic."""
     if isinstance(d.dtype, pd.DatetimeTZDtype):
         d = d.dt.tz_convert("UTC").dt.tz_localize(None)
-    return np.asarray(d.to_numpy()).astype("datetime64[D]")
+    arr = np.asarray(d.to_numpy())
+    unit, step = np.datetime_data(arr.dtype)
+    if unit not in _PER_DAY or _PER_DAY[unit] % step:
+        arr, unit, step = arr.astype("datetime64[D]"), "D", 1
+    i = arr.view(np.int64)
+    miss = i == _NAT
+    days = i // (_PER_DAY[unit] // step) if _PER_DAY[unit] // step != 1 else i.copy()   # floor: the day
+    return days, miss
 
 
 def _encode_date(s: pd.Series, col: DateColumn, rep: PreparationReport) -> tuple[np.ndarray, np.ndarray]:
     raw_missing = s.isna().to_numpy()
     if pd.api.types.is_datetime64_any_dtype(s):
-        days = _as_days(s)
+        days, miss = _day_numbers(s)
     elif s.dtype != object and pd.api.types.is_string_dtype(s):
         # Text dates: parse each distinct text once (a cohort has a few thousand dates), gather by code.
         raw, uniques = pd.factorize(s, use_na_sentinel=True)
-        parsed = pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce", format="mixed")
-        table = np.append(_as_days(parsed), np.datetime64("NaT", "D"))
-        days = table[raw]
+        u_days, u_miss = _day_numbers(pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce",
+                                                     format="mixed"))
+        days, miss = np.append(u_days, 0)[raw], np.append(u_miss, True)[raw]      # code -1: missing
     else:
         d = pd.to_datetime(s, errors="coerce", format="mixed") if s.dtype == object \
             else pd.to_datetime(s, errors="coerce")
-        days = _as_days(d)
-    miss = np.isnat(days)
+        days, miss = _day_numbers(d)
     rep.coerced[col.name] = int((miss & ~raw_missing).sum())
     rep.missing[col.name] = int(miss.sum())
     lo = (np.datetime64(col.start, "D") - EPOCH).astype(np.int64)
     hi = (np.datetime64(col.end, "D") - EPOCH).astype(np.int64)
-    n = np.where(miss, lo, (days - EPOCH).astype(np.int64))
-    rep.clamped[col.name] = int(((n < lo) | (n > hi)).sum())
-    np.clip(n, lo, hi, out=n)
-    return n, miss
+    days[miss] = lo
+    rep.clamped[col.name] = int(((days < lo) | (days > hi)).sum())
+    np.clip(days, lo, hi, out=days)
+    return days, miss
 
 
 def _integral_text(t: pd.Series) -> pd.Series:
@@ -241,6 +253,14 @@ def normalise_unit_ids(s: pd.Series) -> pd.Series:
     return _integral_text(t)
 
 
+def _increasing_integers(s: pd.Series) -> bool:
+    """A NumPy integer column in strictly increasing order (its values are then all distinct)."""
+    if not (isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu"):
+        return False
+    x = s.to_numpy()
+    return len(x) < 2 or bool((x[1:] > x[:-1]).all())
+
+
 def prepare(frame: pd.DataFrame, schema: Schema, keep_frame: bool = True) -> PreparedCohort:
     """Validate `frame` against `schema` and encode it. Raises DataValidationError / SchemaError.
 
@@ -265,14 +285,18 @@ def prepare(frame: pd.DataFrame, schema: Schema, keep_frame: bool = True) -> Pre
     # max_rows_per_unit rows per patient.
     raw_unit = frame[schema.privacy_unit]
     unit = normalise_unit_ids(raw_unit)
-    codes_u, uniques_u = pd.factorize(unit, use_na_sentinel=True)
-    if (codes_u < 0).any():
-        raise DataValidationError(
-            public, f"{int((codes_u < 0).sum()):,} rows have no patient id in '{schema.privacy_unit}' "
-                    "(missing, or empty text)")
+    if _increasing_integers(unit):             # e.g. 1..n: all distinct, none missing (no hashing)
+        codes_u, n_units = None, len(frame)
+    else:
+        codes_u, uniques_u = pd.factorize(unit, use_na_sentinel=True)
+        n_units = len(uniques_u)
+        if (codes_u < 0).any():
+            raise DataValidationError(
+                public, f"{int((codes_u < 0).sum()):,} rows have no patient id in '{schema.privacy_unit}' "
+                        "(missing, or empty text)")
     if unit is not raw_unit:                       # owner views and later steps see the canonical ids
         frame = frame.assign(**{schema.privacy_unit: unit})
-    if schema.max_rows_per_unit >= 1 and len(uniques_u) < len(frame):   # all distinct: nothing to drop
+    if schema.max_rows_per_unit >= 1 and n_units < len(frame):   # all distinct: nothing to drop
         rank = pd.Series(codes_u).groupby(codes_u, sort=False).cumcount().to_numpy()
         keep = rank < schema.max_rows_per_unit
         if not keep.all():
