@@ -544,3 +544,15 @@ def test_command_line_file_size_flags(tmp_path, capsys):
     assert privacy_main(args + ["--max-file-mb", "0"]) == 2
     assert "--max-file-mb: must be a positive number" in capsys.readouterr().err
     assert privacy_main(args) == 0                                   # no flag: no limit
+
+
+def test_one_patient_however_a_csv_writes_the_id():
+    schema = schema_from_dict({"dataset": {"id": "t", "privacy_unit": "pid", "max_rows": 10_000, "max_rows_per_unit": 1},
+                               "columns": {"pid": {"kind": "id"}, "x": {"kind": "numeric", "lower": 0, "upper": 10}}})
+    numbers = load_table(b'pid,x\n17,1\n17.0,2\n 17 ,3\n"17",4\n18,5\n', filename="ids.csv")
+    text = load_table(b'pid,x\n17,1\n17.0,2\n 17 ,3\n"17",4\nP18,5\n', filename="ids.csv")
+    many = load_table(b"pid,x\n" + b"".join(b"P%d,1\n" % i for i in range(3000)) + b" P7 ,2\n", filename="ids.csv")
+    for frame, kept in ((numbers, 2), (text, 2), (many, 3000)):
+        cohort = prepare(frame, schema)
+        assert cohort.n_rows == kept and cohort.report.units_truncated == 1, frame["pid"].tolist()[:6]
+        assert cohort.numbers["x"][0] == 1.0                       # the first row in file order is kept
