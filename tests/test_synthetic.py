@@ -80,7 +80,7 @@ def test_page_releases_and_offers_downloads(tmp_path, monkeypatch):
     assert not at.exception, at.exception
     assert any("Released. Cost ε" in s.value for s in at.success), [e.value for e in at.error]
     assert any("is a real patient" in m.value for m in at.markdown), [m.value for m in at.markdown]
-    assert at.dataframe and list(at.dataframe[0].value.columns) == ["site", "risk_group"]
+    assert at.dataframe and list(at.dataframe[0].value.columns) == ["Hospital site", "Risk group (NCCN-style)"]
     assert all("Utility and risk" not in h.value for h in at.subheader)
     assert all(b.key != "syn_utility" for b in at.button), "analysts never see the utility or risk figures"
 
