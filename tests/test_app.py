@@ -304,16 +304,22 @@ def test_audit_trail_filters_by_who():
     assert set(trail["who"]) == {"local owner"} and trail["event"].tolist() == ["release charged"]
 
 
-@pytest.mark.parametrize("role", ["owner", "analyst"])
-def test_empty_groups_show_no_number(role, monkeypatch):
+def _explore(role: str, monkeypatch, **selects: str) -> AppTest:
+    """Explore as the owner or as analyst 'ana', with these selectboxes chosen (in order) and the
+    Balanced preset; nothing released yet."""
     if role == "analyst":
         monkeypatch.setenv("DP_ROLE", "analyst")
         monkeypatch.setenv("DP_ANALYST", "ana")
     at = _app()
-    at.selectbox(key="ex_stat").select("grouped-mean").run()
-    at.selectbox(key="ex_column").select("psa").run()
-    at.selectbox(key="ex_by").select("risk_group").run()
+    for key, value in selects.items():
+        at.selectbox(key=key).select(value).run()
     at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
+    return at
+
+
+@pytest.mark.parametrize("role", ["owner", "analyst"])
+def test_empty_groups_show_no_number(role, monkeypatch):
+    at = _explore(role, monkeypatch, ex_stat="grouped-mean", ex_column="psa", ex_by="risk_group")
     at.button(key="release").click().run()
     assert not at.exception, at.exception
     import base64
@@ -361,14 +367,7 @@ def test_saved_set_of_statistics_is_released_once():
 def test_survival_by_risk_group(role, monkeypatch):
     """Explore: survival curve by risk group, bands drawn, number-at-risk and median tables; an
     analyst's page shows no true value (nothing but the release's noisy numbers)."""
-    if role == "analyst":
-        monkeypatch.setenv("DP_ROLE", "analyst")
-        monkeypatch.setenv("DP_ANALYST", "ana")
-    at = _app()
-    at.selectbox(key="ex_stat").select("survival").run()
-    at.selectbox(key="ex_endpoint").select("cancer_specific").run()
-    at.selectbox(key="ex_by").select("risk_group").run()
-    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
+    at = _explore(role, monkeypatch, ex_stat="survival", ex_endpoint="cancer_specific", ex_by="risk_group")
     assert "events and censorings per time bin within ±" in " ".join(i.value for i in at.info)
     at.button(key="release").click().run()
     assert not at.exception, at.exception

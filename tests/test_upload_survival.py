@@ -15,12 +15,18 @@ def followup_csv(n: int = 200) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_owner_declares_a_survival_endpoint(tmp_path):
+def survival_form():
+    """The follow-up table uploaded, reviewed, row limits typed, and the survival form switched on."""
     at = upload_page(followup_csv(), name="fu.csv")
     review(at)
     limits(at, "1", "1000")
     at.run()
     at.toggle(key="up_surv_on").set_value(True).run()
+    return at
+
+
+def test_owner_declares_a_survival_endpoint(tmp_path):
+    at = survival_form()
     at.selectbox(key="up_surv_time").select("months").run()
     at.selectbox(key="up_surv_event").select("status").run()
     at.multiselect(key="up_surv_events").select("dead").run()
@@ -36,11 +42,7 @@ def test_owner_declares_a_survival_endpoint(tmp_path):
 
 
 def test_an_endpoint_without_events_blocks_confirm_with_a_message(tmp_path):
-    at = upload_page(followup_csv(), name="fu.csv")
-    review(at)
-    limits(at, "1", "1000")
-    at.run()
-    at.toggle(key="up_surv_on").set_value(True).run()
+    at = survival_form()
     at.selectbox(key="up_surv_event").select("status").run()
     assert any("needs at least one event category" in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="up_confirm").disabled
