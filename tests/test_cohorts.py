@@ -235,7 +235,7 @@ def test_every_schema_validates(name):
 def test_declared_dataset_facts():
     p, r = cohort_schema("prostate"), cohort_schema("radiology")
     assert (p.privacy_unit, p.max_rows_per_unit, p.max_rows, p.default_budget) == \
-        ("patient_id", 1, 10_000_000, 2.0)
+        ("patient_id", 1, 50_000_000, 2.0)
     assert p.column("psa").bin_edges == (0, 2, 4, 6, 8, 10, 15, 20, 30, 50, 100)
     assert p.column("age").bin_edges == tuple(range(40, 96, 5))
     d = p.column("diagnosis_date")
@@ -290,6 +290,25 @@ def test_unknown_cohort_names_the_known_ones():
         assert not msg.startswith("'")
 
 
+def test_rows_above_the_declared_max_rows_are_refused(monkeypatch):
+    """The bound is the schema's own (max_rows + 1 is refused, max_rows is not), checked on a small
+    schema override so that no test allocates the demo schemas' tens of millions of rows."""
+    import dataclasses
+
+    import data.cohorts as cohorts_mod
+
+    declared = cohort_schema("prostate").max_rows
+    assert declared >= 10**7                       # what the machine holds, not a hidden ceiling
+    with pytest.raises(ValueError, match=f"at most {declared:,} rows"):
+        load_cohort("prostate", rows=declared + 1)  # refused before anything is generated
+    real = cohorts_mod._schema
+    monkeypatch.setattr(cohorts_mod, "_schema",
+                        lambda name: dataclasses.replace(real(name), max_rows=120))
+    assert len(load_cohort("prostate", rows=120)[0]) == 120
+    with pytest.raises(ValueError, match="at most 120 rows"):
+        load_cohort("prostate", rows=121)
+
+
 def test_load_cohort_arguments():
     frame, schema = load_cohort("prostate", rows=500, seed=3)
     pd.testing.assert_frame_equal(frame, generate_prostate(500, 3))
@@ -299,8 +318,9 @@ def test_load_cohort_arguments():
     for bad in (0, -5, 2.5, "10", True):
         with pytest.raises(ValueError):
             load_cohort("prostate", rows=bad)
+    # One row above the schema's public bound is refused before anything is generated.
     with pytest.raises(ValueError, match="max_rows"):
-        load_cohort("prostate", rows=10_000_001)
+        load_cohort("prostate", rows=cohort_schema("prostate").max_rows + 1)
     with pytest.raises(ValueError):
         load_cohort("prostate", seed=-1)
     assert len(load_cohort("prostate", rows=np.int64(10))[0]) == 10
