@@ -19,8 +19,10 @@ from dashboard.context import Context, set_context  # noqa: E402
 from dashboard.services import (DEMO_COHORT, available_cohorts, demo_rows, prepared_cohort,  # noqa: E402
                                 session_ledger, synthetic_choices, synthetic_prepared, warm_up)
 from dashboard.uploads import uploaded_cohorts, load_uploaded  # noqa: E402
+from dashboard.widgets import SIDEBAR_CSS, budget_panel, privacy_unit_words  # noqa: E402
 
 st.set_page_config(page_title="Private cohort statistics", page_icon="🔒", layout="wide")
+st.html(SIDEBAR_CSS)   # long cohort names wrap in the sidebar's picker instead of being cut off
 
 identity = current_identity()
 if identity is None:
@@ -81,28 +83,14 @@ with st.sidebar:
         st.error("The budget ledger is unavailable, so nothing can be released. "
                  + (f"Data owner only: {e}" if identity.is_owner else "Please ask the data owner."))
         st.stop()
-    data = state.data
-    st.metric("Remaining budget", f"{state.remaining:.3g}",
-              help="Privacy budget (ε) you can still spend on this cohort: the smaller of what is left of your "
-                   "allowance and of the cohort's budget, which all analysts share. Each new release spends part "
-                   "of it; a question anyone already asked is shown again for free.")
-    frac = min(data.spent / data.total, 1.0) if data.total > 0 else 1.0
-    st.progress(frac, text=f"cohort budget: ε {data.spent:.3g} of {data.total:.3g} spent by all analysts")
-    lines = [f"Your allowance: ε {state.spent:.3g} of {state.total:.3g} spent."]
-    if data.delta_total > 0:
-        lines.append(f"δ (Gaussian noise): {data.delta_spent:.2g} of {data.delta_total:.2g} spent, "
-                     f"{data.delta_remaining:.2g} left.")
-    else:
-        lines.append("δ budget 0: Laplace noise only.")
-    if data.accounting == "zcdp":
-        lines.append(f"zCDP accounting: totals are ε at δ = {data.delta_total:.0e}.")
-    st.caption(" ".join(lines))
+    budget_slot = st.empty()          # filled now, and again after the page ran (it may have released)
+    budget_panel(budget_slot, ledger, cohort.schema, identity.name)
     mechanism = st.selectbox("Noise", ["laplace", "gaussian"], key="mechanism",
                              format_func=lambda m: {"laplace": "Laplace (pure ε-DP)",
                                                     "gaussian": "Gaussian ((ε, δ)-DP, δ = 1e-7)"}[m],
                              help="Laplace gives pure ε-differential privacy. Gaussian adds a tiny failure "
                                   "probability δ and is better when many values are released together.")
-    st.caption(f"Privacy unit: one patient (at most {cohort.schema.max_rows_per_unit} row(s) each).")
+    st.caption(privacy_unit_words(cohort.schema))
 
 set_context(Context(identity, cohort_name, cohort, ledger, mechanism))
 
@@ -115,4 +103,12 @@ if identity.is_owner:
                   st.Page("pages/tradeoff.py", title="Trade-off (owner)"),
                   st.Page("pages/upload.py", title="Upload cohort (owner)"),
                   st.Page("pages/anonymity.py", title="Anonymity risk (owner)")]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+finally:
+    # A page may release inline (the synthetic cohort, ...) after the sidebar was drawn: show the
+    # ledger as it is now. After st.stop() nothing more can be drawn, which is harmless here.
+    try:
+        budget_panel(budget_slot, ledger, cohort.schema, identity.name)
+    except Exception:  # noqa: BLE001 - a stopped or failed run keeps the panel drawn above
+        pass

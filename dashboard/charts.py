@@ -32,14 +32,16 @@ from dashboard.figures.common import (BLACK, BLUE, COUNT_STATS, FONT_SIZE, GREEN
                                       _date_unit_of, _decimals, _display_values, _empty, _esc,
                                       _is_count, _layout, _level, _median, _num, _parse_date_label,
                                       _rgba, _series_colour, _stat_word, _subtitle, _tick_labels,
-                                      _uninformative, _with_unit, not_enough_words)
+                                      _uninformative, _with_unit, greyed, not_enough_words,
+                                      rows_noun)
 from dashboard.figures.exports import (_FORMULA_PREFIXES, _csv_cell, _jsonable, _metadata, _neutralise,  # noqa: F401
                                        release_csv_bytes, release_json_bytes, rows_csv_bytes)
 from dashboard.figures.heatmap import _heatmap_figure  # noqa: F401
 from dashboard.figures.lines import _ts, spend_figure, timeseries_figure  # noqa: F401
 from dashboard.figures.owner import TRUE_NAME, compare_figure, spread_figure  # noqa: F401
 from dashboard.figures.points import _point_figure, dot_interval_figure  # noqa: F401
-from dashboard.figures.tables import describe_interval, display_table, release_table  # noqa: F401
+from dashboard.figures.tables import (describe_interval, display_table, first_header, interval_note,  # noqa: F401
+                                     release_table, table_column_widths, table_row_height, value_name)
 from data.schema import Schema
 
 if TYPE_CHECKING:  # keep this module light: no OpenDP import just for type hints

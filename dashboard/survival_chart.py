@@ -78,16 +78,27 @@ def survival_figure(release, schema=None) -> go.Figure:
     return fig
 
 
-def at_risk_table(release) -> pd.DataFrame:
-    """Numbers at risk at the start of each time bin per group (noisy, rounded, clipped at 0)."""
+def _every(n: int, most: int | None) -> list[int]:
+    """Indices 0, k, 2k, ... of n time bins, at most `most` of them (a regular step, from 0)."""
+    if not most or n <= most:
+        return list(range(n))
+    step = -(-(n - 1) // max(most - 1, 1))
+    return list(range(0, n, step))
+
+
+def at_risk_table(release, max_times: int | None = None) -> pd.DataFrame:
+    """Numbers at risk at the start of each time bin per group (noisy, rounded, clipped at 0).
+    `max_times`: at most that many times, at a regular step from 0 (so the table fits a screen;
+    the release has them all)."""
     ex = release.extra
-    starts = [f"{e:g}" for e in ex["edges"][:-1]]
+    keep = _every(len(ex["edges"]) - 1, max_times)
+    starts = [f"{ex['edges'][j]:g}" for j in keep]
     rows = {}
     for g, _, lo, hi in _groups(release):
         k = _shown(g, lo, hi)
         if k == 0 and str(g["group"]) in ("missing", "other"):
             continue
-        rows[str(g["group"])] = [f"{max(n, 0):,}" if j < k else "" for j, n in enumerate(g["at_risk"])]
+        rows[str(g["group"])] = [f"{max(g['at_risk'][j], 0):,}" if j < k else "" for j in keep]
     unit = ex.get("time_unit", "")
     df = pd.DataFrame(rows, index=starts).T
     df.columns = [f"{s} {unit}".strip() for s in starts]
@@ -101,6 +112,13 @@ def median_table(release) -> pd.DataFrame:
     def fmt(v):
         return "not reached" if not np.isfinite(v) else f"{v:g} {unit}".strip()   # within what is estimable
 
+    def interval(a, b):          # short enough for one line: '70 to 95 months', '≥ 84 months'
+        if not np.isfinite(a):
+            return "not reached"
+        if not np.isfinite(b):
+            return f"≥ {fmt(a)}"
+        return f"{a:g} to {fmt(b)}"
+
     out = []
     landmark_names = list(dict.fromkeys(n for g in release.extra["groups"] for n in g.get("landmarks", {})))
     for g, _, lo, hi in _groups(release):
@@ -111,7 +129,8 @@ def median_table(release) -> pd.DataFrame:
                         "95% interval": ""})
             continue
         out.append({"Group": g["group"], "Median survival": fmt(g["median"]),
-                    "95% interval": f"{fmt(g['median_low'])} to {fmt(g['median_high'])}"})
+                    "95% interval": interval(*(float("inf") if g[k] is None else float(g[k])
+                                               for k in ("median_low", "median_high")))})
         for name in landmark_names:
             s_a_b = g.get("landmarks", {}).get(name)
             out[-1][f"{name} survival"] = (f"{100 * s_a_b[0]:.0f}% ({100 * s_a_b[1]:.0f}–{100 * s_a_b[2]:.0f}%)"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.figures.common import rows_noun
 from data.schema import Schema
 from privacy import statistics
 from privacy.queries import Query, QueryError, make_query
@@ -13,6 +14,11 @@ EPS_GRID = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.
 # A scripted 20-question clinician session (benchmarks/clinician_session.py) costs 2.0 at Balanced,
 # the demo cohorts' default budget (8 paid releases, 12 free); it did not fit at the former 0.5.
 PRESETS = {"Strong privacy (ε 0.1)": 0.1, "Balanced (ε 0.25)": 0.25, "High accuracy (ε 1)": 1.0}
+# Long cohort names wrap in the sidebar's picker instead of being cut off (Streamlit cuts a
+# selectbox's value to one line).
+SIDEBAR_CSS = ("<style>[data-testid='stSidebar'] [data-testid='stSelectbox'] [data-baseweb='select'] div"
+               "{white-space: normal !important; overflow: visible !important; text-overflow: clip !important;"
+               " height: auto !important;}</style>")
 HELP_EPS = ("ε (epsilon) is the privacy cost of this release. Smaller ε = stronger privacy and more noise. "
             "Costs add up against your budget.")
 
@@ -100,7 +106,7 @@ def epsilon_chooser(query: Query | None, schema: Schema, mechanism: str, prefix:
         return st.select_slider("ε (log scale)", options=EPS_GRID, value=0.5, key=f"{prefix}_eps", help=HELP_EPS)
     if query is None:
         return None
-    rows, ref = schema.rows_word, reference_size(schema)
+    rows, ref = rows_noun(schema), reference_size(schema)
     kind = target_kind(query.stat)
     if kind == "counts":
         label = f"Each count within ± how many {rows}?"
@@ -141,3 +147,69 @@ def preview_box(query: Query, schema: Schema, epsilon: float, mechanism: str) ->
     words = p.words or "accuracy depends on the data"
     st.info(f"**Cost:** {cost}  \n**Expected accuracy (95%):** {words}", icon="ℹ️")
     return True
+
+
+def budget_panel(slot, ledger, schema, analyst: str) -> None:
+    """The sidebar's budget: remaining ε (metric), the cohort's spending and the allowance, as the
+    ledger says now. Drawn into `slot` (an st.empty), so drawing it again replaces it."""
+    state = ledger.ensure_budget(schema.dataset_id, analyst, schema.default_budget)
+    data = state.data
+    with slot.container():
+        st.metric("Remaining budget (ε)", f"{state.remaining:.3g}",
+                  help="Privacy budget (ε) you can still spend on this cohort: the smaller of what is left of "
+                       "your allowance and of the cohort's budget, which all analysts share. Each new release "
+                       "spends part of it; a question anyone already asked is shown again for free.")
+        frac = min(data.spent / data.total, 1.0) if data.total > 0 else 1.0
+        st.progress(frac, text=f"cohort budget: ε {data.spent:.3g} of {data.total:.3g} spent by all analysts")
+        lines = [f"Your allowance: ε {state.spent:.3g} of {state.total:.3g} spent."]
+        if data.delta_total > 0:
+            lines.append(f"δ (Gaussian noise): {data.delta_spent:.2g} of {data.delta_total:.2g} spent, "
+                         f"{data.delta_remaining:.2g} left.")
+        else:
+            lines.append("δ budget 0: Laplace noise only.")
+        if data.accounting == "zcdp":
+            lines.append(f"zCDP accounting: totals are ε at δ = {data.delta_total:.0e}.")
+        st.caption(" ".join(lines))
+
+
+def privacy_unit_words(schema: Schema) -> str:
+    """'Privacy unit: one patient (at most 2 records each)', in the schema's own noun, never 'row(s)'."""
+    n, noun = schema.max_rows_per_unit, rows_noun(schema)
+    if noun == "patients":
+        return "Privacy unit: one patient (one record each)."
+    one = noun[:-1] if noun.endswith("s") else noun
+    return f"Privacy unit: one patient (at most {n:,} {one if n == 1 else noun} each)."
+
+
+def refusal_words(refusal, title: str, dataset_id: str = "", clicked: bool = False) -> str:
+    """A refusal (privacy.ledger.BudgetExceeded, or any release error) in plain words, with the
+    cohort's display name (never its internal id) and a next step. `clicked`: Release was
+    pressed and refused ('Refused: ... Nothing was spent.'); else the page says why it is off."""
+    from dashboard.uploads import md_escape
+    name = md_escape(title)
+    which = getattr(refusal, "which", None)
+    if which is None:                                  # another error: its text, without internal ids
+        text = str(refusal)
+        if dataset_id:
+            text = text.replace(f"'{dataset_id}'", name).replace(dataset_id, name)
+        return text
+
+    def fmt(x: float) -> str:
+        return f"{x:.3g}" if x >= 1e-3 or x == 0 else f"{x:.2g}"
+
+    cost, left, total = float(refusal.cost), float(refusal.remaining), float(refusal.total)
+    if which == "delta":
+        text = (f"this release uses Gaussian noise with δ {cost:.2g}, but {name} has only δ {left:.2g} of its "
+                f"δ budget ({total:.2g}) left. Next step: choose Laplace noise in the sidebar, or ask the data "
+                "owner for more δ budget.")
+    else:
+        whose = (f"the budget of {name} (ε {fmt(total)}, shared by all analysts)" if which == "dataset"
+                 else f"your allowance on {name} (ε {fmt(total)})")
+        if getattr(refusal, "accounting", "pure") == "zcdp":
+            text = (f"this release would add ε {fmt(cost)} to what has been spent, but only ε {fmt(left)} is left "
+                    f"of {whose} (zCDP accounting). ")
+        else:
+            text = f"this release costs ε {fmt(cost)}, but only ε {fmt(left)} is left of {whose}. "
+        text += (f"Next step: lower ε to {fmt(left)} or less, or ask the data owner for more budget."
+                 if left > 0 else "Next step: ask the data owner for more budget.")
+    return ("Refused: " + text + " Nothing was spent.") if clicked else ("Not enough budget: " + text)

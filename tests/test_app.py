@@ -21,8 +21,8 @@ def _remaining(at=None) -> float:
     app anew; the value comes from the persistent ledger, which is what must hold anyway.
     """
     fresh = AppTest.from_file(APP, default_timeout=60).run()
-    m = [m for m in fresh.sidebar.metric if m.label == "Remaining budget"]
-    assert m, "sidebar has no Remaining budget metric"
+    m = [m for m in fresh.sidebar.metric if m.label == "Remaining budget (ε)"]
+    assert m, "sidebar has no Remaining budget (ε) metric"
     return float(m[0].value)
 
 
@@ -65,7 +65,7 @@ def test_refusal_when_budget_exhausted():
     at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
     assert not at.exception
     assert at.button(key="release").disabled          # it cannot fit: not clickable
-    assert any("only ε 0 of the dataset budget" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any("only ε 0 is left of the budget of" in w.value for w in at.warning), [w.value for w in at.warning]
     at.radio(key="ex_mode").set_value("High accuracy (ε 1)").run()
     assert not at.button(key="release").disabled      # the identical release is stored: free to show again
     assert _remaining(at) == pytest.approx(0.0, abs=1e-3)
@@ -87,7 +87,7 @@ def test_refusal_at_click_replaces_the_old_answer(tmp_path):
     lg.close()
     at.button(key="release").click().run()
     assert not at.exception
-    assert any(e.value.startswith("Refused") and "for all analysts together" in e.value for e in at.error)
+    assert any(e.value.startswith("Refused") and "shared by all analysts" in e.value for e in at.error)
     assert not at.get("plotly_chart") and not at.success
 
 
@@ -169,7 +169,7 @@ def _remaining_for(cohort: str) -> float:
     fresh = AppTest.from_file(APP, default_timeout=60)
     fresh.query_params["cohort"] = cohort
     fresh.run()
-    return float([m for m in fresh.sidebar.metric if m.label == "Remaining budget"][0].value)
+    return float([m for m in fresh.sidebar.metric if m.label == "Remaining budget (ε)"][0].value)
 
 
 def _table(at, column: str):
@@ -267,10 +267,10 @@ def test_free_answer_from_an_earlier_release_spends_nothing():
     after = _remaining()
     at.selectbox(key="ex_stat").select("histogram").run()
     at.selectbox(key="ex_column").select("isup_grade_group").run()
-    assert any("Free answer available" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("Free: answered from an earlier release (costs nothing)" in m.value for m in at.markdown)
     at.button(key="free").click().run()
     assert not at.exception, at.exception
-    assert any("Derived at no cost" in s.value for s in at.success)
+    assert any("Free: answered from an earlier release" in s.value for s in at.success)
     assert at.get("plotly_chart")
     assert _remaining() == after                                      # nothing spent
     at.switch_page("pages/ledger.py").run()
@@ -285,11 +285,11 @@ def test_result_says_when_it_no_longer_answers_the_question():
     at.button(key="release").click().run()
     assert not at.warning and any("Distribution of" in m.value for m in at.markdown)
     at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()            # another epsilon: another question
-    assert any("answers an earlier question" in w.value for w in at.warning)
+    assert any("This answers your previous question" in c.value for c in at.caption)
     at.radio(key="ex_mode").set_value("Strong privacy (ε 0.1)").run()
-    assert not any("earlier question" in w.value for w in at.warning)
+    assert not any("previous question" in c.value for c in at.caption)
     at.selectbox(key="ex_column").select("gleason_score").run()            # another column
-    assert any("answers an earlier question" in w.value for w in at.warning)
+    assert any("This answers your previous question" in c.value for c in at.caption)
     assert any("ε = 0.1: whatever is released" in c.value for c in at.caption)   # words for the chosen epsilon
 
 
@@ -337,7 +337,11 @@ def test_empty_groups_show_no_number(role, monkeypatch):
     assert not any(math.isnan(x[i]) for i in range(len(x)) if i not in empty)
     assert set(note["y"]) >= {"missing", "other"} and set(note["text"]) == {"not enough patients to estimate"}
     table = _table(at, "Value")
-    assert all(table.loc[table[""] == lab, "Value"].item() == "" for lab in ("missing", "other"))
+    assert table.columns[0] == "Risk group (NCCN-style)"                   # a plain header, not ""
+    for lab in ("missing", "other"):
+        row = table.loc[table[table.columns[0]] == lab]
+        assert row["Value"].item() == "not enough patients to estimate"
+        assert row["95% interval"].item() == "" and row["Group size (noisy)"].item() == ""   # no noisy size
 
 
 def test_saved_set_of_statistics_is_released_once():

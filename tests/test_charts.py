@@ -95,8 +95,8 @@ def test_layout_title_size_and_axis_units(hist, schema):
     num = make_release("histogram", ["0–2", "2–4", "missing"], [5, 6, 1], column="x", bin_edges=None,
                        date_unit=None)
     assert charts.release_figure(num, schema).layout.xaxis.title.text == "PSA (ng/mL)"
-    # without a schema a histogram cannot know whether it counts patients or rows
-    assert charts.release_figure(hist).layout.yaxis.title.text == "Number of rows"
+    # without a schema a histogram cannot know whether it counts patients or exams: never "rows"
+    assert charts.release_figure(hist).layout.yaxis.title.text == "Number of records"
 
 
 def test_single_count(schema):
@@ -161,7 +161,9 @@ def test_grouped_mean_per_group(schema):
     assert t.loc[3, "note"].startswith("not enough patients") and t.loc[0, "note"] == ""
     assert t["shown"].isna().tolist() == [False] * 3 + [True] * 2
     d = charts.display_table(rel, schema)
-    assert d["Value"].tolist()[3:] == ["", ""] and d["95% interval"].tolist()[3:] == ["", ""]
+    assert d["Value"].tolist()[3:] == ["not enough patients to estimate"] * 2
+    assert d["95% interval"].tolist()[3:] == ["", ""] and d["Group size (noisy)"].tolist() == ["500", "300", "200", "", ""]
+    assert d.columns[0] == "Gleason"
     # a grouped quantile whose interval spans the public range says nothing either
     gq = make_release("grouped-quantile", ["6", "7"], [4.0, 9.5], lo=[3.5, 0.0], hi=[4.5, 10.0], column="x",
                       by="g", q=0.5)
@@ -454,7 +456,7 @@ def test_display_table_has_plain_headers_whole_counts_and_no_negative_counts():
     rel = make_release("histogram", ["6", "7", "other"], [6953.5704, 12.4, -3.2], lo=[6940.1, -1.5, -16.6],
                        hi=[6967.0, 26.3, 10.2], column="g", bin_edges=None, date_unit=None)
     df = charts.display_table(rel)
-    assert list(df.columns) == ["", "Value", "95% interval", "Note"]
+    assert list(df.columns) == ["g", "Value", "95% interval", "Note"]     # the column's name: no schema here
     assert df["Value"].tolist() == ["6,954", "12", "0"]
     assert df["95% interval"].tolist() == ["6,940 to 6,967", "0 to 26", "0 to 10"]
     assert "below 0" in df["Note"].iloc[2]

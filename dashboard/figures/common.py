@@ -170,14 +170,29 @@ def _with_unit(label: str, unit: str) -> str:
     return f"{label} ({unit})" if unit else label
 
 
+def rows_noun(schema: Schema | None) -> str:
+    """What one row of the cohort is, in the plural, for people: the schema's noun ('patients',
+    'exams'); 'records' where the schema only knows 'rows' (several rows per patient)."""
+    word = schema.rows_word if schema is not None else "records"
+    return "records" if word == "rows" else word
+
+
 def _count_unit(release: "Release", schema: Schema | None = None) -> str:
-    """What a count counts: patients (one row per patient) or rows. Without a schema only a
-    plain count says which; other counts fall back to 'rows', which is always literally true."""
+    """What a count counts: patients (one row per patient), the schema's noun (exams), or
+    'records'. Without a schema only a plain count says which; others fall back to 'records'."""
     if schema is not None:
-        return schema.rows_word
+        return rows_noun(schema)
     if release.query.get("stat") == "count" and len(release.labels) == 1:
         return release.labels[0]
-    return "rows"
+    return "records"
+
+
+def _sentence(label: str) -> str:
+    """A label after a word ('Mean Report turnaround' -> 'Mean report turnaround'); acronyms
+    (PSA, CT dose) and single letters keep their case."""
+    if len(label) > 1 and label[0].isupper() and label[1].islower():
+        return label[0].lower() + label[1:]
+    return label
 
 
 def _stat_word(query: Mapping[str, Any]) -> str:
@@ -188,8 +203,20 @@ def _stat_word(query: Mapping[str, Any]) -> str:
     return "Mean" if stat in ("mean", "grouped-mean") else ""
 
 
+def greyed(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` drawn faded and grey: the result of a question that is no longer asked."""
+    out = go.Figure(fig)
+    out.update_traces(opacity=0.35)
+    out.update_layout(font_color="#9a9a9a", title_font_color="#9a9a9a")
+    out.update_layout(title_text=f"Previous question: {fig.layout.title.text or ''}")
+    return out
+
+
 def _subtitle(release: "Release", notes: Sequence[str] = ()) -> str:
-    parts = [f"ε = {release.epsilon:.4g}"]
+    if release.extra.get("derived_from"):     # a free answer: its cost is nothing, not "ε = 0"
+        parts = ["free (from an earlier release)"]
+    else:
+        parts = [f"ε = {release.epsilon:.4g}"]
     if release.delta:
         parts[0] += f", δ = {release.delta:.2g}"
     parts.append(f"{_level(release.alpha)} intervals")
@@ -280,8 +307,7 @@ def _uninformative(release: "Release", schema: Schema | None = None) -> list[boo
 
 
 def not_enough_words(release: "Release", schema: Schema | None = None) -> str:
-    who = schema.rows_word if schema is not None else "records"
-    return f"not enough {who} to estimate"
+    return f"not enough {rows_noun(schema)} to estimate"
 
 
 def _crosstab_axes(release: "Release") -> tuple[list[str], list[str]] | None:

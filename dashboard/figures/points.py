@@ -11,20 +11,12 @@ import plotly.graph_objects as go
 
 from dashboard.figures.common import (BLUE, FONT_SIZE, GREY, GREY_BUCKETS, WEAK_SHARE, _arr, _col_label, _col_unit,
                                       _column, _count, _count_unit, _decimals, _empty, _esc, _layout, _level, _median,
-                                      _num, _stat_word, _subtitle, _tick_labels, _uninformative, _with_unit,
+                                      _num, _sentence, _stat_word, _subtitle, _tick_labels, _uninformative, _with_unit,
                                       not_enough_words)
 from data.schema import Schema
 
 if TYPE_CHECKING:  # no OpenDP import just for type hints
     from privacy.release import Release
-
-
-def _sentence(label: str) -> str:
-    """A label after a word ('Mean Report turnaround' -> 'Mean report turnaround'); acronyms
-    (PSA, CT dose) and single letters keep their case."""
-    if len(label) > 1 and label[0].isupper() and label[1].islower():
-        return label[0].lower() + label[1:]
-    return label
 
 
 def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
@@ -41,22 +33,24 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
     weak = _uninformative(release, schema)
     nothing = not_enough_words(release, schema)
     single = len(labels) == 1
+    label = _col_label(schema, col)
+    what = f"{_stat_word(q)} {_sentence(label) if _stat_word(q) else label}".strip() or "Value"  # Median PSA
     hover, text = [], []
     for i, lab in enumerate(labels):
-        h = f"<b>{_esc(lab)}</b><br>{_stat_word(q) or 'Value'}: {_num(v[i], dec)}{u}<br>{level} interval: " \
+        if weak[i]:     # no value, no group size: nothing can be said of this group
+            hover.append(f"<b>{_esc(lab)}</b><br>{nothing.capitalize()}: the {level} interval covers (nearly) the "
+                         "whole public range, so no value is shown")
+            text.append("")
+            continue
+        h = f"<b>{_esc(lab)}</b><br>{_esc(what)}: {_num(v[i], dec)}{u}<br>{level} interval: " \
             f"{_num(lo[i], dec)} to {_num(hi[i], dec)}{u}"
         if counts is not None and i < len(counts):
             h += f"<br>Group size (noisy): {_count(float(counts[i]))} {_count_unit(release, schema)}"
-        if weak[i]:
-            h = f"<b>{_esc(lab)}</b><br>{nothing.capitalize()}: the {level} interval covers (nearly) the whole " \
-                "public range, so no value is shown"
-            if counts is not None and i < len(counts):
-                h += f"<br>Group size (noisy): {_count(float(counts[i]))} {_count_unit(release, schema)}"
         hover.append(h)
-        if weak[i]:
-            text.append("")
-        elif single:
-            text.append(f"{_num(v[i], dec)}{u}  ({level}: {_num(lo[i], dec)} to {_num(hi[i], dec)})")
+        if single:
+            word = _stat_word(q)
+            text.append(f"{word + ' ' if word else ''}{_num(v[i], dec)}{u}  ({level}: {_num(lo[i], dec)} to "
+                        f"{_num(hi[i], dec)})")
         else:
             text.append(_num(v[i], dec))
     colours = [GREY if lab in GREY_BUCKETS else BLUE for lab in labels]
@@ -69,7 +63,7 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
         error_x=dict(type="data", symmetric=False, array=np.where(weak, 0, np.clip(hi - v, 0, None)),
                      arrayminus=np.where(weak, 0, np.clip(v - lo, 0, None)), color="#333333", thickness=1.6, width=6),
         customdata=np.column_stack([v, lo, hi]), hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-        name=_stat_word(q) or "Value"))
+        name=_esc(_with_unit(what, unit))))
     if any(weak):
         col_ = _column(schema, col)
         centre = (float(col_.lower) + float(col_.upper)) / 2 if col_ is not None and col_.kind == "numeric" else \
@@ -79,10 +73,9 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
                                  text=[nothing] * len(idx), textfont=dict(color="#6b6b6b", size=FONT_SIZE - 1),
                                  hovertext=[hover[i] for i in idx], hovertemplate="%{hovertext}<extra></extra>",
                                  showlegend=False, name=nothing))
-    label = _col_label(schema, col)
-    x_title = _with_unit(f"{_stat_word(q)} {_sentence(label) if _stat_word(q) else label}".strip(), unit)
-    y_title = _col_label(schema, q.get("by")) if q.get("stat") == "grouped-mean" else ""
-    notes = [f"groups marked '{nothing}': their interval covers (nearly) the whole public range" if any(weak) else ""]
+    x_title = _with_unit(what if what != "Value" else "", unit)
+    y_title = _col_label(schema, q.get("by")) if q.get("stat") in ("grouped-mean", "grouped-quantile") else ""
+    notes = [f"'{nothing}': interval ≈ whole public range" if any(weak) else ""]
     _layout(fig, release.description, _subtitle(release, notes), x_title, y_title)
     fig.update_yaxes(type="category", autorange="reversed", tickmode="array", tickvals=labels,
                      ticktext=_tick_labels(labels), showticklabels=not single)
@@ -122,9 +115,10 @@ def dot_interval_figure(labels: Sequence[str], values: Sequence[float], ci_low: 
     level = _level(alpha)
     nothing = f"not enough {who} to estimate"
     ys = [_esc(x) for x in labels]
+    what = _esc(x_title or title)           # e.g. 'Median report turnaround (hours)': the hover says what it is
     hover = [f"<b>{_esc(lab)}</b><br>{nothing.capitalize()}: the {level} interval covers (nearly) the whole "
              "public range, so no value is shown" if weak[i] else
-             f"<b>{_esc(lab)}</b><br>{fmt(v[i])} ({level} interval {fmt(lo[i])} to {fmt(hi[i])})"
+             f"<b>{_esc(lab)}</b><br>{what}: {fmt(v[i])} ({level} interval {fmt(lo[i])} to {fmt(hi[i])})"
              for i, lab in enumerate(labels)]
     fig = go.Figure(go.Scatter(
         x=np.where(weak, np.nan, v), y=ys, mode="markers+text",
@@ -132,7 +126,7 @@ def dot_interval_figure(labels: Sequence[str], values: Sequence[float], ci_low: 
         textposition="top center", marker=dict(size=11, color=BLUE),
         error_x=dict(type="data", symmetric=False, array=np.where(weak, 0, np.maximum(hi - v, 0)),
                      arrayminus=np.where(weak, 0, np.maximum(v - lo, 0)), color=BLUE, thickness=2, width=6),
-        hovertext=hover, hoverinfo="text", showlegend=False))
+        hovertext=hover, hoverinfo="text", showlegend=False, name=what))
     if weak.any():
         mid = (float(public_range[0]) + float(public_range[1])) / 2
         idx = [i for i, w in enumerate(weak) if w]

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from dashboard.figures.common import (_arr, _col_unit, _count, _count_bounds, _count_unit, _crosstab_axes, _decimals,
-                                      _display_values, _is_count, _level, _num, _uninformative, not_enough_words)
+from dashboard.figures.common import (_arr, _col_label, _col_unit, _count, _count_bounds, _count_unit, _crosstab_axes,
+                                      _decimals, _display_values, _is_count, _level, _num, _sentence, _stat_word,
+                                      _uninformative, not_enough_words)
 from data.schema import Schema
 
 if TYPE_CHECKING:  # no OpenDP import just for type hints
@@ -70,9 +71,46 @@ def release_table(release: "Release", schema: Schema | None = None) -> pd.DataFr
     return df
 
 
+def first_header(release: "Release", schema: Schema | None = None) -> str:
+    """The plain header of the table's first column: what its labels are (the column, the groups)."""
+    q = release.query
+    stat = q.get("stat")
+    if stat == "histogram":
+        return _col_label(schema, q.get("column")) or "Group"
+    if stat in ("grouped-mean", "grouped-quantile"):
+        return _col_label(schema, q.get("by")) or "Group"
+    if stat == "crosstab":
+        a, b = _col_label(schema, q.get("column")), _col_label(schema, q.get("by"))
+        return f"{a} | {b}" if a and b else "Cell"
+    if stat in ("mean", "quantile"):
+        return "Column"
+    return "Group"
+
+
+def value_name(release: "Release", i: int, schema: Schema | None = None) -> str:
+    """What the i-th value is, in words: 'Median PSA at diagnosis', 'low: mean PSA', '6'."""
+    label, word = str(release.labels[i]), _stat_word(release.query)
+    if not word:
+        return label
+    col = _sentence(_col_label(schema, release.query.get("column")) or label)
+    if release.query.get("stat") in ("grouped-mean", "grouped-quantile"):
+        return f"{label}: {word[0].lower() + word[1:]} {col}"
+    return f"{word} {col}"
+
+
+def interval_note(release: "Release") -> str:
+    """How the intervals were computed, once for the table (the CSV/JSON repeat it on each row)."""
+    note = release.extra.get("interval")
+    return note if isinstance(note, str) else ""
+
+
 def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFrame:
-    """`release_table` for people: plain headers, counts and their intervals as whole numbers
-    clipped at 0 (the raw values stay in the CSV/JSON downloads), others to 3 significant digits."""
+    """`release_table` for people: plain headers (the first names what the labels are), counts and
+    their intervals as whole numbers clipped at 0 (the raw values stay in the CSV/JSON downloads),
+    others to 3 significant digits. Values that say nothing (`_uninformative`: post-processing of
+    the release and the public schema only) read 'not enough patients to estimate', with no value,
+    interval or group size; the way intervals are computed is `interval_note` (one caption), not
+    a column."""
     if release.query.get("stat") == "survival":
         from dashboard.survival_chart import median_table
         return median_table(release)
@@ -83,17 +121,44 @@ def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFr
     fmt = (lambda v: f"{v:,.0f}" if math.isfinite(v) else "") if count else (
         lambda v: f"{v:.3g}" if math.isfinite(v) else "")
     weak = _uninformative(release, schema)
-    out = pd.DataFrame({"": df["label"], "Value": [fmt(v) for v in df["shown"]],
+    nothing = not_enough_words(release, schema)
+    out = pd.DataFrame({first_header(release, schema): df["label"],
+                        "Value": [nothing if w else fmt(v) for v, w in zip(df["shown"], weak)],
                         f"{_level(release.alpha)} interval": [
                             "" if w or not math.isfinite(a) else f"{fmt(a)} to {fmt(b)}" for a, b, w in zip(lo, hi, weak)]})
     if "noisy_count" in df:
-        out["Group size (noisy)"] = [f"{max(v, 0):,.0f}" for v in df["noisy_count"]]
-    out["Note"] = [_shown_note(n) for n in df["note"]]
+        out["Group size (noisy)"] = ["" if w else f"{max(v, 0):,.0f}" for v, w in zip(df["noisy_count"], weak)]
+    out["Note"] = [_shown_note(n, w) for n, w in zip(df["note"], weak)]
     return out
 
 
-def _shown_note(note: str) -> str:
-    """The note people read: no negative count in words (the raw value stays in the downloads)."""
+CHAR_PX, CELL_PAD_PX, MAX_COLUMN_PX = 7, 28, 230   # Streamlit's table font and padding; a column's widest
+
+
+def _column_px(table: pd.DataFrame, name) -> int:
+    longest = max([len(str(name))] + [len(str(v)) for v in table[name]])
+    return CHAR_PX * longest + CELL_PAD_PX
+
+
+def table_column_widths(table: pd.DataFrame) -> dict[str, int]:
+    """Column widths (px) so that no header or cell is cut at 1400x900 in the result column:
+    each column as wide as its longest text, at most MAX_COLUMN_PX (longer text wraps, see
+    `table_row_height`). For st.column_config (the page builds it: no Streamlit here)."""
+    return {str(name): min(_column_px(table, name), MAX_COLUMN_PX) for name in table.columns}
+
+
+def table_row_height(table: pd.DataFrame) -> int | None:
+    """Taller rows when a cell is wider than its column can be (Streamlit wraps text in rows
+    taller than 64 px); None (one line) otherwise."""
+    return 66 if any(_column_px(table, c) > MAX_COLUMN_PX for c in table.columns) else None
+
+
+def _shown_note(note: str, weak: bool = False) -> str:
+    """The note people read: short (the whole note stays in the downloads), no negative count in words."""
     if note.startswith("noisy count ") and "below 0" in note:
         return "shown as 0 (the noisy count was below 0)"
+    if weak:
+        return "interval covers (nearly) the whole public range"
+    if note.startswith("interval: "):
+        return ""                     # the same for every row: one caption under the table
     return note

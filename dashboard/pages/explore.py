@@ -5,7 +5,8 @@ import streamlit as st
 
 from dashboard import charts, survival_chart
 from dashboard.context import Context, epsilon_words, page_context
-from dashboard.widgets import epsilon_chooser, preview_box, query_builder, questions_left_caption
+from dashboard.widgets import (epsilon_chooser, preview_box, query_builder, questions_left_caption,
+                               refusal_words)
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.queries import Query, QueryError, query_from_dict
 from privacy.release import (Release, ReleaseError, ReportError, free_answer, marginal_cost, preview,
@@ -16,6 +17,14 @@ ctx = page_context()
 schema = ctx.schema
 
 
+FREE_HEADING = "Free: answered from an earlier release (costs nothing)"
+FREE_NOTE = ("Its interval may be wider than a fresh release's: it adds up several noisy values of that "
+             "release, and their noise adds up too.")
+AT_RISK_COLUMNS = 7          # number-at-risk times shown on screen (all of them are in the release)
+# A result that no longer answers the controls is greyed (the container keyed "ex_stale").
+STALE_CSS = "<style>.st-key-ex_stale {opacity: 0.5; filter: grayscale(1);}</style>"
+
+
 def _do_release(query: Query, epsilon: float, ctx: Context) -> None:
     """Button callback: runs before the rerun, so the sidebar budget is current when drawn."""
     st.session_state.pop("ex_error", None)
@@ -23,7 +32,10 @@ def _do_release(query: Query, epsilon: float, ctx: Context) -> None:
         rel = release(query, ctx.cohort, epsilon, ctx.ledger, ctx.analyst, ctx.mechanism)
     except (BudgetExceeded, QueryError, LedgerError, ReleaseError, ValueError) as e:
         detail = getattr(e, "owner_detail", "") if ctx.identity.is_owner else ""
-        st.session_state["ex_error"] = str(e) + (f" (Data owner only: {detail})" if detail else "")
+        text = refusal_words(e, ctx.schema.title, ctx.schema.dataset_id, clicked=True)
+        st.session_state["ex_error"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst,
+                                        "asked": _asked(query, epsilon, ctx),
+                                        "text": text + (f" (Data owner only: {detail})" if detail else "")}
         st.session_state.pop("ex_result", None)   # never leave an older answer beside a refusal
         return
     st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict(),
@@ -43,6 +55,11 @@ def _show_free(query: Query, ctx: Context) -> None:
         st.session_state["ex_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "release": rel.to_dict(),
                                          "asked": {"query": query.to_dict(), "epsilon": None, "mechanism": None,
                                                    "free": True}}
+
+
+def _widths(table) -> dict:
+    """Column widths that keep every header and cell readable (charts.table_column_widths)."""
+    return {name: st.column_config.TextColumn(width=px) for name, px in charts.table_column_widths(table).items()}
 
 
 def _basket_items(basket: list[dict]) -> list[ReportItem]:
@@ -95,6 +112,13 @@ st.caption(f"{schema.title} · every number below is a differentially private re
 left, right = st.columns([1, 2], gap="large")
 with left:
     query = query_builder(schema, "ex")
+    free = free_answer(query, schema, ctx.ledger, ctx.analyst) if query is not None else None
+    if free is not None:
+        with st.container(border=True, key="ex_free_box"):
+            st.markdown(f"🎁 **{FREE_HEADING}**")
+            st.caption(f"From {free.extra['derived_from_description']} ({free.extra['derived_how']}). {FREE_NOTE}")
+            st.button("Show the free answer", key="free", type="primary", on_click=_show_free, args=(query, ctx))
+        st.markdown("**Or pay for a fresh release** (spends budget)")
     eps = epsilon_chooser(query, schema, ctx.mechanism, "ex")
     ok = query is not None and eps is not None and preview_box(query, schema, eps, ctx.mechanism)
     if eps is not None:
@@ -107,14 +131,13 @@ with left:
                    f"(ε {data.spent:.3g} of {data.total:.3g} spent, at δ {data.delta_total:.0e}).")
     if ok and refusal is None:
         questions_left_caption(questions_left(query, schema, eps, ctx.ledger, ctx.analyst, ctx.mechanism))
-    if refusal is not None:
-        st.warning(str(refusal).replace("Refused: this release", "This release").replace(" Nothing was spent.", ""))
-    free = free_answer(query, schema, ctx.ledger, ctx.analyst) if query is not None else None
-    if free is not None:
-        st.info(f"**Free answer available:** this question follows from an earlier release "
-                f"({free.extra['derived_from_description']}: {free.extra['derived_how']}), at no cost. "
-                "You can still spend budget on a fresh release below.", icon="🎁")
-        st.button("Show the free answer (ε 0)", key="free", on_click=_show_free, args=(query, ctx))
+    now = _asked(query, eps, ctx)
+    error = st.session_state.get("ex_error")
+    if error and (error.get("cohort"), error.get("analyst"), error.get("asked")) != (ctx.cohort_name, ctx.analyst, now):
+        st.session_state.pop("ex_error", None)   # a refusal of an earlier question says nothing about this one
+        error = None
+    if refusal is not None and error is None:    # shown once: here, or as the refusal of the click (result area)
+        st.warning(refusal_words(refusal, schema.title, schema.dataset_id), icon="⚠️")
     st.button("Release", key="release", type="primary", disabled=not ok or refusal is not None,
               on_click=_do_release, args=(query, eps, ctx),
               help="Spends the cost shown above from your budget, then shows the result. "
@@ -128,12 +151,15 @@ with left:
             items = _basket_items(basket)
             total = st.select_slider("Total ε for the report", options=[0.1, 0.2, 0.5, 1.0, 2.0], value=0.5,
                                      key="ex_basket_total")
-            st.dataframe([{"statistic": it.title, "ε": round(it.epsilon(total), 4),
-                           "expected 95% accuracy": preview(it.query, schema, it.epsilon(total), ctx.mechanism).words}
-                          for it in items], hide_index=True, width="stretch")
+            st.dataframe([{"Statistic": it.title, "ε": round(it.epsilon(total), 4),
+                           "Expected 95% accuracy": preview(it.query, schema, it.epsilon(total), ctx.mechanism).words}
+                          for it in items], hide_index=True, width="stretch", row_height=72,
+                         column_config={"Statistic": st.column_config.TextColumn(width="medium"),
+                                        "ε": st.column_config.NumberColumn(width="small"),
+                                        "Expected 95% accuracy": st.column_config.TextColumn(width="large")})
             why = report_refusal("saved-set", items, total, schema, ctx.ledger, ctx.analyst, ctx.mechanism)
             if why is not None:
-                st.warning(str(why).replace("Refused: this release", "This report").replace(" Nothing was spent.", ""))
+                st.warning(refusal_words(why, schema.title, schema.dataset_id).replace("this release", "this report"))
             b1, b2 = st.columns(2)
             b1.button("Release my report", key="basket_release", type="primary", disabled=why is not None,
                       on_click=_release_basket, args=(total, ctx))
@@ -150,36 +176,47 @@ with left:
                                     key=f"ex_basket_chart_{k}")
 
 with right:
-    if "ex_error" in st.session_state:
-        st.error(st.session_state["ex_error"])
     res = st.session_state.get("ex_result")
-    if res and res["cohort"] == ctx.cohort_name and res["analyst"] == ctx.analyst:
+    if error is not None:                  # the refusal replaces the result area: one message, a next step
+        st.error(error["text"], icon="🚫")
+    elif res and res["cohort"] == ctx.cohort_name and res["analyst"] == ctx.analyst:
         rel = Release.from_dict(res["release"])
         asked = res.get("asked", {})
-        now = _asked(query, eps, ctx)
         stale = asked.get("query") != now["query"] or (
             not asked.get("free") and (asked.get("epsilon") != now["epsilon"] or asked.get("mechanism") != now["mechanism"]))
+        derived = bool(rel.extra.get("derived_from"))
+        cost = "free, from an earlier release" if derived else f"ε {rel.epsilon:.3g}"
+        fig = _result_figure(rel, res["release"], schema)
         if stale:
-            st.warning(f"This result answers an earlier question: **{rel.description}** at ε {rel.epsilon:.3g}. "
-                       "Your question has changed: press **Release** (or show a free answer) to answer it.")
+            with st.container(key="ex_stale"):    # greyed by STALE_CSS
+                st.html(STALE_CSS)
+                st.caption(f"⏸ **This answers your previous question: {rel.description}** ({cost}). Your question "
+                           "has changed: press **Release** (or show the free answer) to answer the new one.")
+                st.plotly_chart(charts.greyed(fig), width="stretch", key="ex_chart")
         else:
-            st.markdown(f"**{rel.description}** · ε {rel.epsilon:.3g}")
-        if rel.extra.get("derived_from"):
-            st.success(f"Derived at no cost (ε 0) from an earlier release: {rel.extra['derived_from_description']} "
-                       f"({rel.extra['derived_how']}). Its intervals account for every noisy cell added.")
-        elif rel.cached:
-            st.success("This exact query was released before: showing the stored result. It cost nothing.")
-        else:
-            st.success(f"Released. Cost ε {rel.epsilon:.3g}" + (f", δ {rel.delta:.0e}" if rel.delta else "")
-                       + f"; remaining budget {rel.remaining:.3g}.")
-        st.plotly_chart(_result_figure(rel, res["release"], schema), width="stretch", key="ex_chart")
-        if rel.query.get("stat") == "survival":
-            st.dataframe(survival_chart.at_risk_table(rel), hide_index=True, width="stretch")
-        if len(rel.values) <= 3:
-            for i in range(len(rel.values)):
-                st.markdown(f"**{rel.labels[i]}**: {charts.describe_interval(rel, i, schema)}")
-        with st.expander("Table and downloads", expanded=len(rel.values) > 3):
-            st.dataframe(charts.display_table(rel, schema), hide_index=True, width="stretch")
+            st.markdown(f"**{rel.description}** · {cost}")
+            if derived:
+                st.success(f"**{FREE_HEADING}:** {rel.extra['derived_from_description']} "
+                           f"({rel.extra['derived_how']}). {FREE_NOTE}", icon="🎁")
+            elif rel.cached:
+                st.success("This exact query was released before: showing the stored result. It cost nothing.")
+            else:
+                st.success(f"Released. Cost ε {rel.epsilon:.3g}" + (f", δ {rel.delta:.0e}" if rel.delta else "")
+                           + f"; remaining budget ε {rel.remaining:.3g}.")
+            st.plotly_chart(fig, width="stretch", key="ex_chart")
+            if rel.query.get("stat") == "survival":
+                at_risk = survival_chart.at_risk_table(rel, max_times=AT_RISK_COLUMNS)
+                st.dataframe(at_risk, hide_index=True, width="stretch",
+                             column_config=_widths(at_risk))
+            if len(rel.values) <= 3:
+                for i in range(len(rel.values)):
+                    st.markdown(f"**{charts.value_name(rel, i, schema)}**: {charts.describe_interval(rel, i, schema)}")
+        with st.expander("Table and downloads", expanded=len(rel.values) > 3 and not stale):
+            table = charts.display_table(rel, schema)
+            st.dataframe(table, hide_index=True, width="stretch", column_config=_widths(table),
+                         row_height=charts.table_row_height(table))
+            if note := charts.interval_note(rel):
+                st.caption(f"Intervals: {note}.")
             st.caption("Downloads keep the raw noisy values (a count can be below 0 after noise) with a note.")
             c1, c2 = st.columns(2)
             c1.download_button("Download CSV", charts.release_csv_bytes(rel, schema), "release.csv", "text/csv",
@@ -188,9 +225,8 @@ with right:
                                "application/json", key="ex_json")
         noise = ", ".join(f"{k}: {v['distribution']} scale {v['scale']:.3g}" for k, v in rel.noise.items())
         st.caption(f"{rel.description} · mechanism {rel.mechanism} ({noise}) · 95% intervals · {rel.timestamp}")
-    else:
+    elif refusal is None:
         st.info("Choose a statistic and a privacy level, check the expected accuracy, then press **Release**.")
-
 
 @st.cache_resource(show_spinner=False)
 def _chart_code_preload() -> str | None:
