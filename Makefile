@@ -21,16 +21,17 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,real]"
+	$(PY) -m pip install -q -e ".[test,real,bench]"
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 install: $(STAMP)
 
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi dejavu; then \
-	  echo "installing Debian chromium + fonts for browser tests"; \
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi dejavu \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing Debian chromium + fonts (browser tests) and postgresql (engine tests start their own server)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fontconfig; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fontconfig postgresql; \
 	fi
 
 run: install

@@ -142,6 +142,9 @@ class Schema:
     # Owner's declaration for the anonymity-risk report (data/anonymity.py); no effect on releases.
     quasi_identifiers: tuple[str, ...] = ()    # columns an outsider may know (age, site, dates...)
     sensitive: tuple[str, ...] = ()            # columns to protect (diagnosis, grade, status...)
+    # Where the rows live when not in memory ([storage]: parquet path, database table, Spark table;
+    # credentials only by the name of a secret, see data/sources.py). () = loaded into memory.
+    storage: tuple[tuple[str, str], ...] = ()
 
     @property
     def rows_word(self) -> str:
@@ -344,6 +347,15 @@ def validate_endpoint(s: "Schema", e: SurvivalEndpoint) -> None:
 
 
 # ----------------------------------------------------------------------------------------- TOML
+def _storage(v: Any) -> tuple[tuple[str, str], ...]:
+    """The [storage] table as sorted (key, text) pairs; checked in full by data.sources."""
+    if v is None:
+        return ()
+    if not isinstance(v, dict) or not all(isinstance(x, (str, int, float)) for x in v.values()):
+        raise SchemaError("[storage] must be a table of text values (kind, path, table, url_secret)")
+    return tuple(sorted((str(k), str(x)) for k, x in v.items()))
+
+
 def schema_from_dict(d: dict[str, Any]) -> Schema:
     """Build and validate a Schema from the parsed TOML layout (see data/cohorts/*.toml)."""
     ds = d.get("dataset")
@@ -413,6 +425,7 @@ def schema_from_dict(d: dict[str, Any]) -> Schema:
             quasi_identifiers=_names(ds.get("quasi_identifiers"), "quasi_identifiers"),
             sensitive=_names(ds.get("sensitive"), "sensitive"),
             survival=_endpoints(d.get("survival", {})),
+            storage=_storage(d.get("storage")),
         )
     except TypeError as e:  # pragma: no cover - defensive
         raise SchemaError(str(e)) from None

@@ -72,9 +72,14 @@ class Plan:
     preview_fn: Callable[[float], dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def run(self, cohort: PreparedCohort, alpha: float = 0.05) -> Outcome:
-        """Invoke the measurement once on the private cohort. Spends budget: call via release()."""
-        return self.finish(self.measurement(self.make_input(cohort)), alpha)
+    def run(self, cohort: PreparedCohort, alpha: float = 0.05, engine: str | None = None) -> Outcome:
+        """Invoke the measurement once on the private cohort. Spends budget: call via release().
+
+        Where the statistic has an aggregate form, an engine computes its public-cell aggregates
+        and OpenDP noises them (`privacy.engine.invoke`); `engine="opendp-rows"` forces OpenDP's
+        row-level measurement. Same cost, same noise law."""
+        from privacy.engine import invoke
+        return self.finish(invoke(self, cohort, engine), alpha)
 
     def truth(self, cohort: PreparedCohort) -> list[float]:
         """Non-private values of the same statistic. Data-owner views only."""

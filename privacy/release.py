@@ -19,6 +19,7 @@ from typing import Any
 from data.prepare import PreparedCohort
 from privacy.calibrate import DEFAULT_DELTA
 from privacy.ledger import BudgetLedger, Reservation
+from privacy.engine import SourceError, measure, prepare_input
 from privacy.measurements import Plan, build_plan
 from privacy.queries import (Query, QueryError, legacy_release_key, query_from_dict, release_key,
                              validate_epsilon, validate_mechanism, validate_query)
@@ -44,8 +45,9 @@ def _checked(epsilon: Any, mechanism: Any, delta: Any) -> tuple[float, str, floa
 
 
 class ReleaseError(RuntimeError):
-    """The measurement failed after its cost was charged (the charge stands). `str(e)` is public;
-    `owner_detail` (the measurement's own error, which may depend on the data) is for the owner."""
+    """The release failed: after its cost was charged (the charge stands), or, when the message
+    says nothing was spent, while its input was built. `str(e)` is public; `owner_detail` (the
+    underlying error, which may depend on the data) is for the owner."""
 
     def __init__(self, message: str, owner_detail: str = ""):
         super().__init__(message)
@@ -116,20 +118,32 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
     returned from the ledger at no cost.
 
     Raises QueryError (bad spec/epsilon, nothing charged), BudgetExceeded (nothing charged),
-    LedgerError (ledger unusable, nothing charged) or ReleaseError (charged, invocation failed).
+    LedgerError (ledger unusable, nothing charged), SourceError (the cohort's database or files
+    cannot be read, nothing charged) or ReleaseError (charged, invocation failed).
     """
     schema = cohort.schema
     ds = schema.dataset_id
     epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, schema, epsilon, mechanism, delta)
     key, legacy = _keys(ds, plan, ledger)
+    prepared = None
+    if not any(ledger.stored_result(k) is not None for k in (key, *legacy)):
+        # The engine aggregates before anything is charged, so a database that is down or a missing
+        # table charges nothing (SourceError); no noise is drawn and nothing is shown yet.
+        try:
+            prepared = prepare_input(plan, cohort)
+        except SourceError:
+            raise
+        except Exception as e:   # an input that cannot be built: nothing charged
+            raise ReleaseError("the release could not be prepared; nothing was spent",
+                               owner_detail=f"{type(e).__name__}: {e}") from e
     got = ledger.reserve(dataset=ds, analyst=analyst, release_key=key, epsilon=plan.cost[0],
                          delta=plan.cost[1], rho=plan.rho, mechanism=plan.mechanism, query=query.key(),
                          default_total=schema.default_budget, legacy_keys=legacy)
     if not isinstance(got, Reservation):
         return _with_budget(Release.from_dict(got, cached=True, analyst=analyst), ledger, analyst)
     try:
-        out = plan.run(cohort, alpha)
+        out = plan.finish(measure(plan, prepared if prepared is not None else prepare_input(plan, cohort)), alpha)
     except Exception as e:  # the charge stays: the measurement may have seen the data
         detail = f"{type(e).__name__}: {e}"
         ledger.record_failure(got, ds, analyst, detail)
@@ -232,7 +246,7 @@ def release_report(name: str, items, total: float, cohort: PreparedCohort, ledge
     ds = schema.dataset_id
     plans = _report_plans(items, total, schema, mechanism, delta)
     try:
-        inputs = {k: plan.make_input(cohort) for k, plan in plans.items()}
+        inputs = {k: prepare_input(plan, cohort) for k, plan in plans.items()}
     except Exception as e:   # an input that cannot be built: nothing charged
         raise ReportError(f"the report could not be prepared, nothing was spent ({type(e).__name__})") from e
     keys, rkey = _report_keys(name, ds, plans)
@@ -248,7 +262,7 @@ def release_report(name: str, items, total: float, cohort: PreparedCohort, ledge
         rels = {k: Release.from_dict(v, cached=True, analyst=analyst) for k, v in stored.items() if v is not None}
         return _report(name, rels, got["epsilon"], got["delta"], True, ledger, ds, analyst)
     try:
-        outs = {k: plan.finish(plan.measurement(inputs[k]), alpha) for k, plan in plans.items()}
+        outs = {k: plan.finish(measure(plan, inputs[k]), alpha) for k, plan in plans.items()}
     except Exception as e:  # the charge stays: the measurements may have seen the data
         detail = f"{type(e).__name__}: {e}"
         ledger.record_failure(got, ds, analyst, detail)

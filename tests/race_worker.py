@@ -59,16 +59,16 @@ def race(spec: dict) -> dict:
 
 def killed(spec: dict) -> None:
     """Reserve, then hang inside the measurement until SIGKILLed by the test."""
-    import privacy.measurements as M
+    import privacy.release as R
     from privacy.ledger import BudgetLedger
     from privacy.queries import HistogramQuery
     from privacy.release import release
 
-    def stuck(self, cohort, alpha=0.05):  # runs after the reserve row is committed, before the result
+    def stuck(plan, prepared):  # the OpenDP invocation: after the reserve row is committed, before the result
         Path(spec["ready_file"]).write_text(str(os.getpid()))
         time.sleep(120)
 
-    M.Plan.run = stuck
+    R.measure = stuck
     release(HistogramQuery(column="g"), _cohort(1.0), spec["eps"], BudgetLedger(spec["ledger"]), spec["analyst"])
 
 

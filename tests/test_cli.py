@@ -295,12 +295,12 @@ def test_ledger_actions_in_process(tmp_path, capsys):
 
 
 def test_failure_after_charge_is_exit_1_without_traceback(tmp_path, toy_files, capsys, monkeypatch):
-    import privacy.measurements as M
+    import privacy.release as R
 
-    def boom(self, cohort, alpha=0.05):
+    def boom(plan, prepared):      # the OpenDP invocation, after the reservation
         raise RuntimeError("measurement crashed")
 
-    monkeypatch.setattr(M.Plan, "run", boom)
+    monkeypatch.setattr(R, "measure", boom)
     led = tmp_path / "l.sqlite"
     rc, out, err = cli(capsys, "release", *src(toy_files), "--stat", "count", "--epsilon", "0.7", "--analyst", "ann",
                        "--ledger", led)

@@ -131,6 +131,7 @@ def test_a_report_that_cannot_be_prepared_charges_and_stores_nothing(radiology, 
         raise MemoryError("no room")
 
     monkeypatch.setattr(plan, "make_input", failing_input)
+    monkeypatch.setattr(radiology, "_cache", {})     # no aggregates kept from earlier tests
     with pytest.raises(ReportError, match="nothing was spent"):
         release_report("radiology-review", items, 0.5, radiology, lg, "ann")
     assert calls and lg.entries(kinds=("reserve", "result")) == []

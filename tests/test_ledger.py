@@ -87,14 +87,14 @@ def test_cached_repeats_cost_nothing_across_sessions(tmp_path):
 
 
 def test_failed_measurement_stays_charged(tmp_path, monkeypatch):
-    import privacy.measurements as M
+    import privacy.release as R
     cohort = prepare(toy_frame(100), toy_schema(budget=1.0))
     lg = BudgetLedger(tmp_path / "l.sqlite")
 
-    def boom(self, cohort, alpha=0.05):
+    def boom(plan, prepared):      # the OpenDP invocation, after the reservation
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(M.Plan, "run", boom)
+    monkeypatch.setattr(R, "measure", boom)
     with pytest.raises(ReleaseError, match="failed after its cost was charged") as ei:
         release(CountQuery(), cohort, 0.25, lg, "ann")
     assert "disk on fire" not in str(ei.value)             # the measurement's own words may depend on the data

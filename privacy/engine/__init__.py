@@ -1,0 +1,92 @@
+"""Engines: where a plan's sufficient statistics are computed (memory, Parquet, SQL databases).
+
+Privacy facts: an engine computes only public-cell aggregates (counts of public cells, an integer
+sum and a count) after the per-patient bound and the same public row-wise maps as the in-memory
+path; the noise and its input distance always come from OpenDP (`privacy.engine.noise`). The
+charge is the plan's cost, OpenDP's map of the row-level measurement.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from privacy.engine.noise import AggregateNoise, EngineUnsupported, aggregate_noise, n_cells
+
+
+
+class SourceError(RuntimeError):
+    """A cohort's source (database, Parquet files, Spark table) cannot be read. Raised before any
+    charge. `str(e)` is public (no data, no credentials); `owner_detail` is for the data owner."""
+
+    def __init__(self, message: str, owner_detail: str = ""):
+        super().__init__(message)
+        self.owner_detail = owner_detail
+
+
+__all__ = ["SourceError", "AggregateNoise", "EngineUnsupported", "aggregate_noise", "n_cells", "numpy_aggregates",
+           "invoke", "measure", "prepare_input", "ROW_LEVEL"]
+
+ROW_LEVEL = "opendp-rows"      # engine name of OpenDP's own row-level path (the reference)
+
+
+def numpy_aggregates(plan, cohort) -> list:
+    """In-memory engine: the plan's aggregates from the prepared (already per-patient bounded)
+    columns, with the same public row-wise maps as the row-level input (`plan.make_input`).
+
+    Aggregates do not depend on epsilon or the mechanism, so they are kept with the cohort per
+    query (a few cells each): a second question of the same shape aggregates nothing again."""
+    form = aggregate_noise(plan)
+    key = ("aggregates", plan.query, form.kind)
+    if key not in cohort._cache:
+        cohort._cache[key] = _numpy_aggregates(plan, cohort, form)
+    return cohort._cache[key]
+
+
+def _numpy_aggregates(plan, cohort, form) -> list:
+    x = plan.make_input(cohort)
+    if form.kind == "sum_count":
+        from privacy.stats.mean import SUM_RESOLUTION_STEPS as H
+        v = np.clip(x, -H, H) if len(x) and (x.min() < -H or x.max() > H) else x
+        return [int(v.sum(dtype=np.int64)), len(v)]
+    part = form.parts[0]
+    if part.size is None:                     # a count: one cell
+        return [len(x)]
+    c = np.asarray(x)
+    if len(c) and (c.min() < 0 or c.max() >= part.size):   # OpenDP leaves out codes outside the cells
+        c = c[(c >= 0) & (c < part.size)]
+    return [np.bincount(c, minlength=part.size)]
+
+
+def prepare_input(plan, cohort, engine: str | None = None) -> tuple[str, Any]:
+    """What the plan's measurement will read, computed before any charge: ("aggregates", list) from
+    an engine, or ("rows", input) for OpenDP's row-level measurement. Releases nothing.
+
+    In-memory cohorts use the NumPy engine where the plan has an aggregate form, else the row-level
+    input; `engine=ROW_LEVEL` forces the latter. A cohort backed by a database or Parquet dataset
+    (`data.sources`) aggregates in its own engine and has no row-level input."""
+    source = getattr(cohort, "engine", None)
+    if source is not None:
+        return "aggregates", source.aggregates(plan, aggregate_noise(plan))
+    if engine != ROW_LEVEL:
+        try:
+            aggregate_noise(plan)
+        except EngineUnsupported:
+            pass
+        else:
+            return "aggregates", numpy_aggregates(plan, cohort)
+    return "rows", plan.make_input(cohort)
+
+
+def measure(plan, prepared: tuple[str, Any]) -> Any:
+    """Invoke OpenDP once on a prepared input; output in the row-level measurement's format.
+    Spends budget: call through `privacy.release`, after the ledger's reservation."""
+    kind, value = prepared
+    if kind == "aggregates":
+        return aggregate_noise(plan).release(value)
+    return plan.measurement(value)
+
+
+def invoke(plan, cohort, engine: str | None = None) -> Any:
+    """`measure(plan, prepare_input(plan, cohort, engine))`. Spends budget."""
+    return measure(plan, prepare_input(plan, cohort, engine))

@@ -1,0 +1,64 @@
+"""Open a cohort whose rows live outside memory: Parquet files (DuckDB, embedded), a DuckDB
+database file, a PostgreSQL table. The schema's [storage] table names where (`data.sources`).
+
+Privacy facts: only public-cell aggregates leave the engine (`privacy.engine.sql`); credentials
+come from a secret named in the schema (`url_secret`), never from the schema file; an engine
+cohort holds no rows in memory, so owner-only truths and row-level tools are not available on it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from data.schema import Schema
+from data.sources import DataSource, data_source
+from privacy.engine import SourceError
+
+
+@dataclass
+class EngineCohort:
+    """A cohort = public schema + the engine that aggregates its rows (used like PreparedCohort
+    by `privacy.release`)."""
+
+    schema: Schema
+    engine: object
+    source: DataSource
+    n_rows: None = None
+
+
+def _duckdb_config(src: DataSource) -> dict:
+    return {"config": {"memory_limit": src.memory_limit or "3GB", "threads": int(src.threads or os.cpu_count() or 2),
+                       "preserve_insertion_order": False}}
+
+
+def open_cohort(schema: Schema, secrets: Mapping[str, str] | None = None, check: bool = True) -> EngineCohort:
+    """The schema's cohort in its engine. Raises SourceError (public message) if it cannot be reached."""
+    import sqlalchemy as sa
+    from privacy.engine.sql import SqlEngine
+    src = data_source(schema)
+    names = [c.name for c in schema.columns]
+    unit, k = schema.privacy_unit, schema.max_rows_per_unit
+    if src.kind == "parquet":
+        table = sa.func.read_parquet(sa.bindparam("parquet_path", src.path)).table_valued(*names).alias("cohort")
+        engine = SqlEngine("duckdb:///:memory:", table, unit, k, "duckdb", "Parquet files",
+                           connect_args=_duckdb_config(src))
+    elif src.kind == "duckdb":
+        table = sa.table(src.table, *[sa.column(n) for n in names], schema=src.namespace or None)
+        engine = SqlEngine(f"duckdb:///{src.path}", table, unit, k, "duckdb", "DuckDB database",
+                           connect_args=dict(_duckdb_config(src), read_only=True))
+    elif src.kind == "postgresql":
+        secrets = os.environ if secrets is None else secrets
+        url = secrets.get(src.url_secret, "")
+        if not url:
+            raise SourceError("the cohort's database is not configured; nothing was spent",
+                              owner_detail=f"set the secret {src.url_secret!r} to the database URL")
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        table = sa.table(src.table, *[sa.column(n) for n in names], schema=src.namespace or None)
+        engine = SqlEngine(url, table, unit, k, "postgresql", "database", connect_args={"connect_timeout": 5})
+    else:
+        raise SourceError(f"the cohort's storage kind {src.kind!r} has no engine here; nothing was spent")
+    if check:
+        engine.check()
+    return EngineCohort(schema, engine, src)
