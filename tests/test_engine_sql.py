@@ -245,3 +245,19 @@ def test_missing_table_or_server_down_charges_nothing(prostate, pg, tmp_path):
     assert "nothing was spent" in str(e.value) and "127.0.0.1" not in str(e.value)
     assert ledger.state(schema.dataset_id, "ana").spent == 0
     ledger.close()
+
+
+def test_bound_is_verified_per_snapshot_of_the_files(tmp_path):
+    """Files whose patients all have <= k rows are aggregated without the window; when the files
+    change (a patient now has 20 rows) the new snapshot is checked again and the window bounds it."""
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"pid": range(30), "g": ["a"] * 30, "x": [1.0] * 30}).to_parquet(path)
+    schema = _bounded_schema(2, {"kind": "parquet", "path": str(path)})
+    eng = open_cohort(schema)
+    plan = build_plan(HistogramQuery(column="g"), schema, 1.0)
+    assert list(eng.engine.aggregates(plan, aggregate_noise(plan))[0]) == [30, 0, 0, 0]
+    assert "row_number" not in eng.engine.statement_sql(plan)
+    pd.DataFrame({"pid": [0] * 20 + list(range(1, 30)), "g": ["a"] * 49, "x": [1.0] * 49}).to_parquet(path)
+    os.utime(path, ns=(1, 1))                # a new snapshot even within the clock's resolution
+    assert list(eng.engine.aggregates(plan, aggregate_noise(plan))[0]) == [31, 0, 0, 0]
+    assert "row_number" in eng.engine.statement_sql(plan)

@@ -32,6 +32,21 @@ def _duckdb_config(src: DataSource) -> dict:
                        "preserve_insertion_order": False}}
 
 
+def file_snapshot(pattern: str):
+    """() -> (name, size, mtime_ns) of every file matching `pattern` (a path, directory or glob)."""
+    import glob
+
+    def snap():
+        paths = sorted(glob.glob(os.path.join(pattern, "**", "*.parquet"), recursive=True)) if os.path.isdir(pattern) \
+            else sorted(glob.glob(pattern, recursive=True))
+        out = []
+        for p in paths:
+            st = os.stat(p)
+            out.append((p, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+    return snap
+
+
 def open_cohort(schema: Schema, secrets: Mapping[str, str] | None = None, check: bool = True) -> EngineCohort:
     """The schema's cohort in its engine. Raises SourceError (public message) if it cannot be reached."""
     import sqlalchemy as sa
@@ -40,13 +55,14 @@ def open_cohort(schema: Schema, secrets: Mapping[str, str] | None = None, check:
     names = [c.name for c in schema.columns]
     unit, k = schema.privacy_unit, schema.max_rows_per_unit
     if src.kind == "parquet":
-        table = sa.func.read_parquet(sa.bindparam("parquet_path", src.path)).table_valued(*names).alias("cohort")
+        path = os.path.join(src.path, "**", "*.parquet") if os.path.isdir(src.path) else src.path
+        table = sa.func.read_parquet(sa.bindparam("parquet_path", path)).table_valued(*names).alias("cohort")
         engine = SqlEngine("duckdb:///:memory:", table, unit, k, "duckdb", "Parquet files",
-                           connect_args=_duckdb_config(src))
+                           connect_args=_duckdb_config(src), snapshot=file_snapshot(src.path))
     elif src.kind == "duckdb":
         table = sa.table(src.table, *[sa.column(n) for n in names], schema=src.namespace or None)
         engine = SqlEngine(f"duckdb:///{src.path}", table, unit, k, "duckdb", "DuckDB database",
-                           connect_args=dict(_duckdb_config(src), read_only=True))
+                           connect_args=dict(_duckdb_config(src), read_only=True), snapshot=file_snapshot(src.path))
     elif src.kind == "postgresql":
         secrets = os.environ if secrets is None else secrets
         url = secrets.get(src.url_secret, "")
