@@ -19,10 +19,10 @@ from dashboard.context import Context, set_context  # noqa: E402
 from dashboard.services import (DEMO_COHORT, available_cohorts, demo_rows, prepared_cohort,  # noqa: E402
                                 session_ledger, synthetic_choices, synthetic_prepared, warm_up)
 from dashboard.uploads import uploaded_cohorts, load_uploaded  # noqa: E402
-from dashboard.widgets import SIDEBAR_CSS, budget_panel, privacy_unit_words  # noqa: E402
+from dashboard.widgets import SIDEBAR_CSS, budget_panel, cohort_name_caption, privacy_unit_words  # noqa: E402
 
 st.set_page_config(page_title="Private cohort statistics", page_icon="🔒", layout="wide")
-st.html(SIDEBAR_CSS)   # long cohort names wrap in the sidebar's picker instead of being cut off
+st.html(SIDEBAR_CSS)   # a sidebar wide enough for the cohort's name in the picker
 
 identity = current_identity()
 if identity is None:
@@ -50,6 +50,8 @@ with st.sidebar:
     cohort_name = st.selectbox("Cohort", names, index=default, format_func=lambda n: titles.get(n, n), key="cohort",
                                help="The table you are exploring. Its public schema (categories, bounds) is fixed "
                                     "by the data owner.")
+    if (full := cohort_name_caption(titles.get(cohort_name, cohort_name))) is not None:
+        st.caption(full)                                 # the picker's one line cannot show all of it
     try:
         if cohort_name.startswith("synthetic:"):
             record = next(r for n, _, r in synthetic if n == cohort_name)

@@ -41,7 +41,8 @@ from dashboard.figures.lines import _ts, spend_figure, timeseries_figure  # noqa
 from dashboard.figures.owner import TRUE_NAME, compare_figure, spread_figure  # noqa: F401
 from dashboard.figures.points import _point_figure, dot_interval_figure  # noqa: F401
 from dashboard.figures.tables import (describe_interval, display_table, first_header, interval_note,  # noqa: F401
-                                     release_table, table_column_widths, table_row_height, value_name)
+                                     group_size_header, release_table, table_column_widths, table_height, table_row_height,
+                                     value_name, weak_rule_note)
 from data.schema import Schema
 
 if TYPE_CHECKING:  # keep this module light: no OpenDP import just for type hints

@@ -105,8 +105,14 @@ def at_risk_table(release, max_times: int | None = None) -> pd.DataFrame:
     return df.reset_index(names="Number at risk")
 
 
-def median_table(release) -> pd.DataFrame:
-    """Median survival per group with its interval; 'not reached' within the public follow-up."""
+LANDMARK_NOTE = "1-year survival, ...: the share surviving at that time (95% band), from the noisy curve."
+
+
+def median_table(release, groups_as_columns: bool = True) -> pd.DataFrame:
+    """Median survival per group with its interval; 'not reached' within the public follow-up; the
+    share surviving at each landmark ('1-year survival', ...). By default one column per group
+    (first column 'Survival': what each row is), which fits a narrow screen; else one row per
+    group (first column 'Group')."""
     unit = release.extra.get("time_unit", "")
 
     def fmt(v):
@@ -133,9 +139,14 @@ def median_table(release) -> pd.DataFrame:
                                                for k in ("median_low", "median_high")))})
         for name in landmark_names:
             s_a_b = g.get("landmarks", {}).get(name)
-            out[-1][f"{name} survival"] = (f"{100 * s_a_b[0]:.0f}% ({100 * s_a_b[1]:.0f}–{100 * s_a_b[2]:.0f}%)"
+            out[-1][name] = (f"{100 * s_a_b[0]:.0f}% ({100 * s_a_b[1]:.0f}–{100 * s_a_b[2]:.0f}%)"
                                            if s_a_b else "not enough patients to estimate")
-    return pd.DataFrame(out).fillna("")
+    df = pd.DataFrame(out).fillna("")
+    if not groups_as_columns or df.empty:
+        return df
+    df = df.rename(columns={"95% interval": "Median: 95% interval", **{n: f"{n} survival" for n in landmark_names}})
+    df["Group"] = df["Group"].astype(str)
+    return df.set_index("Group").T.reset_index(names="Survival").rename_axis(columns=None)
 
 
 def compare_figure(labels, truth, values, ci_low, ci_high, title: str, unit: str = "") -> go.Figure:

@@ -14,11 +14,19 @@ EPS_GRID = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.
 # A scripted 20-question clinician session (benchmarks/clinician_session.py) costs 2.0 at Balanced,
 # the demo cohorts' default budget (8 paid releases, 12 free); it did not fit at the former 0.5.
 PRESETS = {"Strong privacy (ε 0.1)": 0.1, "Balanced (ε 0.25)": 0.25, "High accuracy (ε 1)": 1.0}
-# Long cohort names wrap in the sidebar's picker instead of being cut off (Streamlit cuts a
-# selectbox's value to one line).
-SIDEBAR_CSS = ("<style>[data-testid='stSidebar'] [data-testid='stSelectbox'] [data-baseweb='select'] div"
-               "{white-space: normal !important; overflow: visible !important; text-overflow: clip !important;"
-               " height: auto !important;}</style>")
+# The sidebar is a little wider than Streamlit's 300 px, so that a cohort's name fits in the picker
+# (a selectbox shows its value in a one-line <input>, which cannot wrap); a name longer than
+# PICKER_CHARS is also written in full under the picker (`cohort_name_caption`).
+SIDEBAR_CSS = "<style>section[data-testid='stSidebar'] {width: 360px !important;}</style>"
+PICKER_CHARS = 36
+
+
+def cohort_name_caption(title: str) -> str | None:
+    """The cohort's full name, for under the picker, when the picker cannot show all of it."""
+    from dashboard.uploads import md_escape
+    return f"**{md_escape(title)}**" if len(title) > PICKER_CHARS else None
+
+
 HELP_EPS = ("ε (epsilon) is the privacy cost of this release. Smaller ε = stronger privacy and more noise. "
             "Costs add up against your budget.")
 

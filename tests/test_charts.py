@@ -162,7 +162,7 @@ def test_grouped_mean_per_group(schema):
     assert t["shown"].isna().tolist() == [False] * 3 + [True] * 2
     d = charts.display_table(rel, schema)
     assert d["Value"].tolist()[3:] == ["not enough patients to estimate"] * 2
-    assert d["95% interval"].tolist()[3:] == ["", ""] and d["Group size (noisy)"].tolist() == ["500", "300", "200", "", ""]
+    assert d["95% interval"].tolist()[3:] == ["", ""] and d["Patients (noisy)"].tolist() == ["500", "300", "200", "", ""]
     assert d.columns[0] == "Gleason"
     # a grouped quantile whose interval spans the public range says nothing either
     gq = make_release("grouped-quantile", ["6", "7"], [4.0, 9.5], lo=[3.5, 0.0], hi=[4.5, 10.0], column="x",

@@ -51,7 +51,7 @@ def test_display_table_never_shows_a_negative_count_but_the_export_keeps_it():
     rel = make_release("histogram", ["6", "7", "other"], [6953.5704, 12.4, -3.2], lo=[6940.1, -1.5, -16.6],
                        hi=[6967.0, 26.3, 10.2], column="g", bin_edges=None, date_unit=None)
     df = charts.display_table(rel)
-    assert df["Note"].iloc[2] == "shown as 0 (the noisy count was below 0)"
+    assert df["Note"].iloc[2] == "noisy count below 0: shown as 0"
     assert not df["Note"].str.contains("-").any()
     raw = charts.release_table(rel)
     assert raw["value"].iloc[2] == -3.2 and "-3.2" in raw["note"].iloc[2]

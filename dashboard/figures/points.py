@@ -66,8 +66,13 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
         name=_esc(_with_unit(what, unit))))
     if any(weak):
         col_ = _column(schema, col)
-        centre = (float(col_.lower) + float(col_.upper)) / 2 if col_ is not None and col_.kind == "numeric" else \
-            float(np.nanmedian(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(v).any() else 0.0
+        ok = ~np.asarray(weak) & np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():       # the middle of what is drawn, so the words are not cut at the plot's edge
+            centre = (float(np.min(lo[ok])) + float(np.max(hi[ok]))) / 2
+        elif col_ is not None and col_.kind == "numeric":
+            centre = (float(col_.lower) + float(col_.upper)) / 2
+        else:
+            centre = float(np.nanmedian(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(v).any() else 0.0
         idx = [i for i, w in enumerate(weak) if w]
         fig.add_trace(go.Scatter(x=[centre] * len(idx), y=[labels[i] for i in idx], mode="text",
                                  text=[nothing] * len(idx), textfont=dict(color="#6b6b6b", size=FONT_SIZE - 1),
@@ -128,7 +133,9 @@ def dot_interval_figure(labels: Sequence[str], values: Sequence[float], ci_low: 
                      arrayminus=np.where(weak, 0, np.maximum(v - lo, 0)), color=BLUE, thickness=2, width=6),
         hovertext=hover, hoverinfo="text", showlegend=False, name=what))
     if weak.any():
-        mid = (float(public_range[0]) + float(public_range[1])) / 2
+        drawn = ~weak & np.isfinite(lo) & np.isfinite(hi)
+        mid = ((float(np.min(lo[drawn])) + float(np.max(hi[drawn]))) / 2 if drawn.any()   # inside the plot
+               else (float(public_range[0]) + float(public_range[1])) / 2)
         idx = [i for i, w in enumerate(weak) if w]
         fig.add_trace(go.Scatter(x=[mid] * len(idx), y=[ys[i] for i in idx], mode="text",
                                  text=[nothing] * len(idx), textfont=dict(color="#6b6b6b"),

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dashboard.figures.common import (_arr, _col_label, _col_unit, _count, _count_bounds, _count_unit, _crosstab_axes,
                                       _decimals, _display_values, _is_count, _level, _num, _sentence, _stat_word,
-                                      _uninformative, not_enough_words)
+                                      _uninformative, not_enough_words, rows_noun)
 from data.schema import Schema
 
 if TYPE_CHECKING:  # no OpenDP import just for type hints
@@ -104,6 +104,21 @@ def interval_note(release: "Release") -> str:
     return note if isinstance(note, str) else ""
 
 
+def group_size_header(schema: Schema | None = None) -> str:
+    """'Patients (noisy)', 'Exams (noisy)': the noisy size of each group, in the schema's noun."""
+    return f"{rows_noun(schema).capitalize()} (noisy)"
+
+
+def weak_rule_note(release: "Release", schema: Schema | None = None) -> str:
+    """The rule behind 'not enough patients to estimate', for a caption under the table ('' if no
+    value is concerned). It reads the release and the public schema only."""
+    if not any(_uninformative(release, schema)):
+        return ""
+    return (f"'{not_enough_words(release, schema).capitalize()}': the {_level(release.alpha)} interval covers "
+            "(nearly) the whole public range of the column, or the group's noisy size may be 0, so no value, "
+            "interval or group size is shown. This uses only the release and the public schema.")
+
+
 def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFrame:
     """`release_table` for people: plain headers (the first names what the labels are), counts and
     their intervals as whole numbers clipped at 0 (the raw values stay in the CSV/JSON downloads),
@@ -127,38 +142,66 @@ def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFr
                         f"{_level(release.alpha)} interval": [
                             "" if w or not math.isfinite(a) else f"{fmt(a)} to {fmt(b)}" for a, b, w in zip(lo, hi, weak)]})
     if "noisy_count" in df:
-        out["Group size (noisy)"] = ["" if w else f"{max(v, 0):,.0f}" for v, w in zip(df["noisy_count"], weak)]
-    out["Note"] = [_shown_note(n, w) for n, w in zip(df["note"], weak)]
+        out[group_size_header(schema)] = ["" if w else f"{max(v, 0):,.0f}" for v, w in zip(df["noisy_count"], weak)]
+    notes = [_shown_note(n, w) for n, w in zip(df["note"], weak)]
+    if any(notes):                    # no empty column taking the room of the others
+        out["Note"] = notes
     return out
 
 
-CHAR_PX, CELL_PAD_PX, MAX_COLUMN_PX = 7, 28, 230   # Streamlit's table font and padding; a column's widest
+CHAR_PX, CELL_PAD_PX = 6.1, 22    # Streamlit's table font (14 px Source Sans: ~5.8 px a character), padding
+TABLE_PX = 510                     # the result column's width at 1400x900 (519 px)
+LINE_PX, ONE_LINE_PX = 22, 35      # a wrapped line; Streamlit's default row (one line, no wrapping)
 
 
-def _column_px(table: pd.DataFrame, name) -> int:
-    longest = max([len(str(name))] + [len(str(v)) for v in table[name]])
-    return CHAR_PX * longest + CELL_PAD_PX
+def _text_px(text) -> int:
+    return round(CHAR_PX * len(str(text)) + CELL_PAD_PX)
 
 
-def table_column_widths(table: pd.DataFrame) -> dict[str, int]:
+def _fit(table: pd.DataFrame, total_px: int) -> tuple[dict[str, int], int]:
+    """Column widths that add up to at most `total_px` where possible (each at least its header,
+    the widest cells wrapping), and the lines the tallest wrapped cell then needs."""
+    heads = {str(c): max([_text_px(c)] + [_text_px(w) for v in table[c] for w in str(v).split()])
+             for c in table.columns}           # a header, or a word, is never cut: longer text wraps
+    cells = {str(c): max([_text_px(v) for v in table[c]] + [0]) for c in table.columns}
+    natural = {c: max(heads[c], cells[c]) for c in heads}
+    cap = max(natural.values(), default=0)
+    while cap > 80 and sum(max(heads[c], min(natural[c], cap)) for c in natural) > total_px:
+        cap -= 10
+    widths = {c: max(heads[c], min(natural[c], cap)) for c in natural}
+    lines = max([-(-cells[c] // widths[c]) for c in widths if widths[c] > 0] + [1])
+    return widths, lines
+
+
+def table_column_widths(table: pd.DataFrame, total_px: int = TABLE_PX) -> dict[str, int]:
     """Column widths (px) so that no header or cell is cut at 1400x900 in the result column:
-    each column as wide as its longest text, at most MAX_COLUMN_PX (longer text wraps, see
-    `table_row_height`). For st.column_config (the page builds it: no Streamlit here)."""
-    return {str(name): min(_column_px(table, name), MAX_COLUMN_PX) for name in table.columns}
+    as wide as their text, the widest narrowed (their text wraps, see `table_row_height`) until
+    the table fits `total_px`. For st.column_config (the page builds it: no Streamlit here)."""
+    return _fit(table, total_px)[0]
 
 
-def table_row_height(table: pd.DataFrame) -> int | None:
-    """Taller rows when a cell is wider than its column can be (Streamlit wraps text in rows
-    taller than 64 px); None (one line) otherwise."""
-    return 66 if any(_column_px(table, c) > MAX_COLUMN_PX for c in table.columns) else None
+def table_row_height(table: pd.DataFrame, total_px: int = TABLE_PX) -> int | None:
+    """Rows tall enough for the wrapped cells of `table_column_widths` (Streamlit wraps text only
+    in rows taller than 64 px); None (Streamlit's one-line rows) when nothing wraps."""
+    lines = _fit(table, total_px)[1]
+    return None if lines <= 1 else max(66, LINE_PX * lines + 14)
+
+
+def table_height(table: pd.DataFrame, most_rows: int = 30) -> int | str:
+    """Height (px) that shows every row at once (no row hidden behind a scroll bar) up to
+    `most_rows` rows; 'auto' (Streamlit's, which scrolls) for longer tables."""
+    if len(table) > most_rows:
+        return "auto"
+    row = table_row_height(table) or ONE_LINE_PX
+    return ONE_LINE_PX + row * len(table) + 3
 
 
 def _shown_note(note: str, weak: bool = False) -> str:
     """The note people read: short (the whole note stays in the downloads), no negative count in words."""
     if note.startswith("noisy count ") and "below 0" in note:
-        return "shown as 0 (the noisy count was below 0)"
+        return "noisy count below 0: shown as 0"
     if weak:
-        return "interval covers (nearly) the whole public range"
+        return ""                     # the Value says it; the rule is one caption (`weak_rule_note`)
     if note.startswith("interval: "):
         return ""                     # the same for every row: one caption under the table
     return note

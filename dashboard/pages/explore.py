@@ -20,7 +20,7 @@ schema = ctx.schema
 FREE_HEADING = "Free: answered from an earlier release (costs nothing)"
 FREE_NOTE = ("Its interval may be wider than a fresh release's: it adds up several noisy values of that "
              "release, and their noise adds up too.")
-AT_RISK_COLUMNS = 7          # number-at-risk times shown on screen (all of them are in the release)
+AT_RISK_COLUMNS = 5          # number-at-risk times shown on screen (all of them are in the release)
 # A result that no longer answers the controls is greyed (the container keyed "ex_stale").
 STALE_CSS = "<style>.st-key-ex_stale {opacity: 0.5; filter: grayscale(1);}</style>"
 
@@ -115,7 +115,7 @@ with left:
     free = free_answer(query, schema, ctx.ledger, ctx.analyst) if query is not None else None
     if free is not None:
         with st.container(border=True, key="ex_free_box"):
-            st.markdown(f"🎁 **{FREE_HEADING}**")
+            st.markdown(f"**{FREE_HEADING}**")
             st.caption(f"From {free.extra['derived_from_description']} ({free.extra['derived_how']}). {FREE_NOTE}")
             st.button("Show the free answer", key="free", type="primary", on_click=_show_free, args=(query, ctx))
         st.markdown("**Or pay for a fresh release** (spends budget)")
@@ -137,7 +137,7 @@ with left:
         st.session_state.pop("ex_error", None)   # a refusal of an earlier question says nothing about this one
         error = None
     if refusal is not None and error is None:    # shown once: here, or as the refusal of the click (result area)
-        st.warning(refusal_words(refusal, schema.title, schema.dataset_id), icon="⚠️")
+        st.warning(refusal_words(refusal, schema.title, schema.dataset_id))
     st.button("Release", key="release", type="primary", disabled=not ok or refusal is not None,
               on_click=_do_release, args=(query, eps, ctx),
               help="Spends the cost shown above from your budget, then shows the result. "
@@ -178,7 +178,7 @@ with left:
 with right:
     res = st.session_state.get("ex_result")
     if error is not None:                  # the refusal replaces the result area: one message, a next step
-        st.error(error["text"], icon="🚫")
+        st.error(error["text"])
     elif res and res["cohort"] == ctx.cohort_name and res["analyst"] == ctx.analyst:
         rel = Release.from_dict(res["release"])
         asked = res.get("asked", {})
@@ -188,16 +188,16 @@ with right:
         cost = "free, from an earlier release" if derived else f"ε {rel.epsilon:.3g}"
         fig = _result_figure(rel, res["release"], schema)
         if stale:
+            st.caption(f"**This answers your previous question: {rel.description}** ({cost}). Your question "
+                       "has changed: press **Release** (or show the free answer) to answer the new one.")
             with st.container(key="ex_stale"):    # greyed by STALE_CSS
                 st.html(STALE_CSS)
-                st.caption(f"⏸ **This answers your previous question: {rel.description}** ({cost}). Your question "
-                           "has changed: press **Release** (or show the free answer) to answer the new one.")
                 st.plotly_chart(charts.greyed(fig), width="stretch", key="ex_chart")
         else:
             st.markdown(f"**{rel.description}** · {cost}")
             if derived:
                 st.success(f"**{FREE_HEADING}:** {rel.extra['derived_from_description']} "
-                           f"({rel.extra['derived_how']}). {FREE_NOTE}", icon="🎁")
+                           f"({rel.extra['derived_how']}). {FREE_NOTE}")
             elif rel.cached:
                 st.success("This exact query was released before: showing the stored result. It cost nothing.")
             else:
@@ -214,9 +214,13 @@ with right:
         with st.expander("Table and downloads", expanded=len(rel.values) > 3 and not stale):
             table = charts.display_table(rel, schema)
             st.dataframe(table, hide_index=True, width="stretch", column_config=_widths(table),
-                         row_height=charts.table_row_height(table))
+                         row_height=charts.table_row_height(table), height=charts.table_height(table))
+            if rel.query.get("stat") == "survival":
+                st.caption(survival_chart.LANDMARK_NOTE)
             if note := charts.interval_note(rel):
                 st.caption(f"Intervals: {note}.")
+            if rule := charts.weak_rule_note(rel, schema):
+                st.caption(rule)
             st.caption("Downloads keep the raw noisy values (a count can be below 0 after noise) with a note.")
             c1, c2 = st.columns(2)
             c1.download_button("Download CSV", charts.release_csv_bytes(rel, schema), "release.csv", "text/csv",

@@ -61,6 +61,29 @@ def balanced(page: Page) -> None:
     expect(cost).to_contain_text("Cost: ε 0.25")
 
 
+def overflowing(page: Page, root) -> bool:
+    """Whether `root` (a dataframe) scrolls sideways, i.e. some column is cut at this width."""
+    scroller = root.locator(".dvn-scroller").first
+    return scroller.evaluate("e => e.scrollWidth > e.clientWidth + 1")
+
+
+def expect_tables_fit(page: Page) -> None:
+    """Issue 10: no table on the page scrolls sideways at 1400x900 (no column is cut off)."""
+    tables = page.get_by_test_id("stMain").get_by_test_id("stDataFrame")
+    expect(tables.first).to_be_visible()
+    cut = [i for i in range(tables.count()) if overflowing(page, tables.nth(i))]
+    assert not cut, f"tables {cut} are wider than the page: a column is cut off"
+
+
+def expect_sidebar_plain(page: Page) -> None:
+    """Issue 10: the budget says it is ε, the cohort's name is not cut, no 'row(s)' anywhere."""
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_test_id("stMetricLabel")).to_contain_text("Remaining budget (ε)")
+    picker = sidebar.get_by_role("combobox", name="Cohort")
+    assert picker.evaluate("e => e.scrollWidth <= e.clientWidth"), f"cut off in the picker: {picker.input_value()}"
+    expect(page.get_by_test_id("stApp")).not_to_contain_text("row(s)")
+
+
 def release(page: Page) -> None:
     button = page.get_by_role("button", name="Release", exact=True)
     expect(button).to_be_enabled()
@@ -96,6 +119,7 @@ def test_owner_screens(page: Page, owner_server):
     expect(page.get_by_test_id("stAlertContentInfo").filter(has_text="then press Release")).to_be_visible()
     start = remaining_budget(page)
     assert start == pytest.approx(2.0)
+    expect_sidebar_plain(page)
     shot(page, "01_explore_empty")
 
     # --- a histogram release
@@ -105,12 +129,16 @@ def test_owner_screens(page: Page, owner_server):
     release(page)
     expect(result_chart(page).locator(".barlayer .point").first).to_be_visible()
     expect_remaining(page, start - 0.25)
+    expect_tables_fit(page)
     shot(page, "02_explore_histogram")
 
-    # --- the question changes: the old result is labelled as answering an earlier question
+    # --- the question changes: the old result is greyed and says which question it answers
     pick(page, "Column", "Gleason score")
-    expect(page.get_by_test_id("stAlertContentWarning").filter(has_text="answers an earlier question")
-           ).to_contain_text("ISUP grade group")
+    stale = page.locator(".st-key-ex_stale")
+    expect(page.get_by_test_id("stMain").get_by_test_id("stCaptionContainer").filter(
+        has_text="This answers your previous question")).to_contain_text("Distribution of ISUP grade group")
+    assert float(stale.evaluate("e => getComputedStyle(e).opacity")) <= 0.6, "the stale result is not greyed"
+    expect(page.get_by_test_id("stAlertContentSuccess")).to_have_count(0)   # no "Released." beside it
     shot(page, "03_explore_stale_result")
 
     # --- mean PSA by risk group: the empty 'missing' and 'other' groups get no number
@@ -120,6 +148,7 @@ def test_owner_screens(page: Page, owner_server):
     balanced(page)
     release(page)
     expect(result_chart(page).locator(".scatterlayer text", has_text=EMPTY_GROUP)).to_have_count(2)   # missing, other
+    expect_tables_fit(page)
     shot(page, "04_explore_grouped_mean_empty_groups")
 
     # --- 2-D counts: a heatmap
@@ -138,6 +167,8 @@ def test_owner_screens(page: Page, owner_server):
     release(page)
     result_chart(page)
     expect(page.get_by_test_id("stMain").get_by_text(re.compile(r"median", re.I)).first).to_be_visible()
+    expect(result_chart(page).locator(".scatterlayer text", has_text="Median")).to_have_count(1)  # the dot says it
+    expect(result_chart(page).locator(".xtitle")).to_have_text("Median PSA at diagnosis (ng/mL)")
     shot(page, "06_explore_median")
 
     # --- survival by risk group: curves, bands and the number-at-risk table
@@ -149,6 +180,7 @@ def test_owner_screens(page: Page, owner_server):
     expect(result_chart(page).locator(".legendtext", has_text="intermediate")).to_have_count(1)
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     expect_remaining(page, start - 1.25)
+    expect_tables_fit(page)
     shot(page, "07_explore_survival_by_risk_group")
 
     # --- a refusal: the page offered the release, then the cohort budget shrank (as when another
@@ -161,7 +193,14 @@ def test_owner_screens(page: Page, owner_server):
     ledger.set_dataset_budget(DATASET, 1.35, actor="screens test", note="lowered to show a refusal")
     button.click()
     wait_for_app_run(page)
-    expect(page.get_by_test_id("stAlertContentError")).to_contain_text("Refused")
+    refused = page.get_by_test_id("stAlertContentError")
+    expect(refused).to_have_count(1)
+    expect(refused).to_contain_text("Refused")
+    expect(refused).to_contain_text("Next step: lower ε to 0.1 or less, or ask the data owner for more budget")
+    expect(refused).to_contain_text("Prostate cancer patients (synthetic)")      # the cohort's name ...
+    expect(page.get_by_test_id("stApp")).not_to_contain_text(DATASET)         # ... never its internal id
+    expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(0)       # the refusal is shown once
+    expect(page.get_by_test_id("stAlertContentInfo").filter(has_text="press Release")).to_have_count(0)
     expect(page.get_by_test_id("stMain").locator(".js-plotly-plot")).to_have_count(0)
     expect(page.get_by_test_id("stAlertContentSuccess")).to_have_count(0)
     expect(button).to_be_disabled()           # the rerun's preview now knows it would not fit
@@ -170,12 +209,18 @@ def test_owner_screens(page: Page, owner_server):
 
     # --- a question that follows from a stored release is still answered, for free
     pick(page, "Column", "Clinical T stage")
-    expect(page.get_by_test_id("stAlertContentInfo").filter(has_text="Free answer available")).to_be_visible()
-    page.get_by_role("button", name="Show the free answer (ε 0)").click()
+    free_box = page.locator(".st-key-ex_free_box")
+    expect(free_box).to_contain_text("Free: answered from an earlier release (costs nothing)")
+    expect(free_box).to_contain_text("may be wider than a fresh release's")
+    expect(free_box.get_by_test_id("stAlertContainer")).to_have_count(0)        # no budget warning in it
+    free_box.get_by_role("button", name="Show the free answer").click()
     wait_for_app_run(page)
-    expect(page.get_by_test_id("stAlertContentSuccess")).to_contain_text("Derived at no cost")
+    expect(page.get_by_test_id("stAlertContentSuccess")).to_contain_text(
+        "Free: answered from an earlier release (costs nothing)")
+    expect(page.get_by_test_id("stMain").get_by_text("ε 0", exact=True)).to_have_count(0)
     expect(result_chart(page).locator(".barlayer .point").first).to_be_visible()
     expect_remaining(page, 0.1)
+    expect_tables_fit(page)
     shot(page, "09_explore_free_answer")
     ledger.set_dataset_budget(DATASET, 3.0, actor="screens test", note="raised again for the other pages")
 
@@ -266,9 +311,14 @@ def test_owner_synthetic_release(page: Page, owner_server):
     wait_for_app_run(page)
     cost = page.get_by_test_id("stAlertContentInfo").filter(has_text="Cost:")
     expect(cost).to_contain_text("site, isup_grade_group")
+    before = remaining_budget(page)
     page.get_by_role("button", name="Release synthetic cohort").click()
     wait_for_app_run(page, timeout=180_000)
-    expect(page.get_by_test_id("stAlertContentSuccess")).to_contain_text("Released. Cost ε 1")
+    done = page.get_by_test_id("stAlertContentSuccess")
+    expect(done).to_contain_text("Released. Cost ε 1")
+    left = float(re.search(r"remaining budget ([\d.]+)", done.inner_text())[1])
+    assert left < before
+    expect_remaining(page, left)      # the sidebar shows the ledger after this page's release, not before it
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     expect(page.get_by_role("button", name="Data card (JSON)")).to_be_visible()
     shot(page, "18_synthetic_released")
@@ -279,6 +329,7 @@ def test_analyst_screens(page: Page, analyst_server):
     page.goto(analyst_server.url)
     wait_for_app_run(page)
     expect(page.get_by_test_id("stSidebar")).to_contain_text("ana (analyst)")
+    expect_sidebar_plain(page)
     start = remaining_budget(page)
     pick(page, "Statistic", "Distribution (histogram)")
     pick(page, "Column", "Gleason score")
