@@ -3,22 +3,36 @@
 This is for privacy-utility demonstrations on data the owner already holds. Its outputs include
 the true (non-private) values and must never reach an analyst view.
 
-Every draw is one invocation of the release's own calibrated OpenDP measurement (the same
-`Plan.measurement` a release invokes, built once per (query, epsilon)) followed by the release's
-own post-processing (`Plan.finish`): the noise comes from OpenDP only, never from NumPy. Speed:
-the input is prepared once and converted once into OpenDP's native form (OpenDP copies it and
-never changes it), so repeated invocations skip the NumPy/Polars conversion (for a Polars plan
-that conversion is most of the cost); draws run on a few threads, since OpenDP's native calls
-release the GIL. What remains is OpenDP's exact noise sampler, about 10 microseconds per noisy
-value on this kind of machine (`benchmarks/simulate_speed.py`).
+Every plan here is (a public row-wise aggregate) >> (OpenDP noise on the aggregate), and the
+release's answer is `Plan.finish` of the noisy aggregate. The simulation exploits that:
+
+- Vectorised path (counts, histograms, crosstabs, quantiles, grouped quantiles, survival, means,
+  grouped means): the true aggregate (cell counts; a mean's integer sum and count; a grouped
+  mean's per-group count and clamped sum) is computed ONCE, by OpenDP's own transformation
+  where the plan uses one, and the noise for many draws comes from ONE invocation of an OpenDP
+  noise measurement (`dp.m.make_laplace` / `dp.m.make_gaussian` over a vector domain, at the
+  plan's own distribution and scale) on the aggregate tiled once per draw. Each draw is then
+  handed to the release's own `Plan.finish` in the form the plan's measurement returns. The
+  noise law is the release's: the same OpenDP sampler at the same scale, iid per cell and
+  draw (tests/test_simulate_vectorised.py checks it against the per-draw path).
+- Per-draw path (any other plan, or `vectorised=False`): one invocation of the release's own
+  measurement per draw, on the input converted once into OpenDP's native form.
+
+Noise never comes from NumPy. Chunks of draws run on a few threads (OpenDP's native calls
+release the GIL). What remains is OpenDP's exact sampler, about 10 microseconds per noisy value
+on this kind of machine whichever noise (`benchmarks/simulate_speed.py`): a grouped median over
+7 groups x 282 cells is about 10^6 noisy values for 500 draws. The Trade-off page therefore
+draws no noise for groups without patients (`only_groups_with_truth`): they have no true value
+to compare with, and every group's answer depends on its own cells only.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,6 +44,7 @@ from privacy.queries import GroupedMeanQuery, GroupedQuantileQuery, Query
 MAX_DRAWS = 100_000
 MAX_WORKERS = 4
 DRAWS_PER_WORKER = 25          # fewer draws than this per thread are run on one thread
+CHUNK_VALUES = 20_000          # noisy values per OpenDP noise invocation (several chunks per thread)
 
 
 @dataclass(frozen=True)
@@ -107,20 +122,183 @@ def draw_outcomes(plan, data, draws: int, alpha: float = 0.05, workers: int | No
         return [o for chunk in ex.map(run, sizes) for o in chunk]
 
 
-def simulate(query: Query, cohort: PreparedCohort, epsilon: float, draws: int = 200, mechanism: str = "laplace",
-             delta: float = DEFAULT_DELTA, alpha: float = 0.05, workers: int | None = None) -> Simulation:
-    """Run the release's own OpenDP measurement `draws` times on the true data (owner only).
+# ------------------------------------------------------------------------ vectorised draws
+@functools.lru_cache(maxsize=64)
+def noise_measurement(distribution: str, scale: float, atom: str = "i32"):
+    """OpenDP's noise over a vector of any length: the plan's own `distribution` ('discrete
+    laplace', 'discrete gaussian', 'laplace', 'gaussian') at the plan's own `scale`, iid per
+    element, for integer (`atom` 'i32' / 'i64') or float aggregates."""
+    from privacy.opendp_runtime import dp
 
-    The plan (the calibrated measurement) and its input are built once; `workers` threads
-    (default: up to 4, at most one per CPU) share the draws."""
+    discrete = distribution.startswith("discrete")
+    T = {"i32": dp.i32, "i64": dp.i64}[atom] if discrete else float
+    domain = dp.vector_domain(dp.atom_domain(T=T) if discrete else dp.atom_domain(T=float, nan=False))
+    if distribution.endswith("laplace"):
+        return dp.m.make_laplace(domain, dp.l1_distance(T=T), scale=float(scale))
+    if distribution.endswith("gaussian"):
+        return dp.m.make_gaussian(domain, dp.l2_distance(T=T), scale=float(scale))
+    raise ValueError(f"unknown noise {distribution!r}")
+
+
+@dataclass
+class Part:
+    """One noisy part of a plan's aggregate: its true value (computed once) and OpenDP's noise."""
+
+    truth: np.ndarray           # the true aggregate vector (cell counts, [sum], [count], per-group sums...)
+    distribution: str
+    scale: float
+    atom: str = "i32"           # the aggregate's OpenDP type: 'i32', 'i64' or 'f64'
+    noisy: np.ndarray | None = None   # indices that get noise (None: all); the rest stay true (not shown)
+
+    def draws(self, n: int) -> np.ndarray:
+        """`n` noisy copies of the aggregate (n x len(truth)), the noise from ONE OpenDP invocation."""
+        idx = np.arange(len(self.truth)) if self.noisy is None else self.noisy
+        dtype = {"i32": np.int32, "i64": np.int64, "f64": np.float64}[self.atom]
+        tiled = np.tile(self.truth[idx].astype(dtype), n)            # a fresh, writable array
+        out = np.asarray(noise_measurement(self.distribution, self.scale, self.atom)(tiled), dtype=dtype)
+        full = np.repeat(self.truth.astype(dtype)[None, :], n, axis=0)
+        full[:, idx] = out.reshape(n, len(idx))
+        return full
+
+
+@dataclass
+class Vectorised:
+    """A plan's aggregate split into noisy parts, and how one draw becomes the plan's raw output."""
+
+    parts: list[Part]
+    to_raw: Callable[[list[np.ndarray]], Any]     # one draw's noisy part vectors -> what the measurement returns
+    hidden: tuple[int, ...] = ()                  # released values not simulated (groups without truth)
+
+    @property
+    def noisy_per_draw(self) -> int:
+        return sum(len(p.truth) if p.noisy is None else len(p.noisy) for p in self.parts)
+
+    def raws(self, n: int) -> list:
+        cols = [p.draws(n) for p in self.parts]
+        return [self.to_raw([c[i] for c in cols]) for i in range(n)]
+
+
+def _count_cells(data: np.ndarray, n_cells: int) -> np.ndarray:
+    """True counts of the codes 0..n_cells-1 by OpenDP's own transformation (what the plan's
+    measurement counts before its noise; codes outside are dropped, as null_category=False)."""
+    from privacy.measurements import _int_space
+    from privacy.opendp_runtime import dp
+
+    t = _int_space() >> dp.t.then_count_by_categories(categories=list(range(n_cells)), null_category=False)
+    return np.asarray(t(np.ascontiguousarray(data, dtype=np.int32).copy()), dtype=np.int64)
+
+
+def vectorised(plan, data, hide_groups=()) -> Vectorised | None:
+    """The vectorised form of `plan` on its prepared input `data`, or None (per-draw path).
+
+    `hide_groups`: indices of groups (grouped quantile / grouped mean) whose cells get no noise;
+    their released values are set to nan afterwards (each group's answer depends on its own
+    cells only, so the other groups' law is unchanged)."""
+    from privacy.measurements import _int64_space, _int_space
+    from privacy.opendp_runtime import dp
+    from privacy.queries import (CountQuery, CrossTabQuery, HistogramQuery, MeanQuery, QuantileQuery,
+                                 SurvivalQuery)
+
+    q = plan.query
+    hide = tuple(sorted(int(g) for g in hide_groups)) if isinstance(q, (GroupedQuantileQuery,
+                                                                       GroupedMeanQuery)) else ()
+    if isinstance(q, CountQuery):
+        dist, scale = plan.noise["counts"]
+        n = int((_int_space() >> dp.t.then_count(TO=dp.i32))(np.ascontiguousarray(data, dtype=np.int32).copy()))
+        return Vectorised([Part(np.array([n], dtype=np.int64), dist, scale)], lambda p: int(p[0][0]))
+    if isinstance(q, (HistogramQuery, CrossTabQuery, QuantileQuery, GroupedQuantileQuery, SurvivalQuery)):
+        dist, scale = plan.noise["counts"]
+        n_cells = len(plan.measurement(native_input(plan.measurement, data)))   # the plan's own output size
+        part = Part(_count_cells(data, n_cells), dist, scale)
+        if hide:
+            per = n_cells // len(plan.labels)
+            part.noisy = np.flatnonzero(~np.isin(np.arange(n_cells) // per, hide))
+        return Vectorised([part], lambda p: p[0], hide)
+    if isinstance(q, MeanQuery):
+        from privacy.stats.mean import SUM_RESOLUTION_STEPS as H
+        x = np.ascontiguousarray(data, dtype=np.int64)
+        total = (_int64_space() >> dp.t.then_clamp(bounds=(-H, H))
+                 >> dp.t.make_bounded_int_split_sum(bounds=(-H, H), T=dp.i64))(x.copy())
+        count = (_int64_space() >> dp.t.then_count())(x.copy())
+        (ds, ss), (dc, sc) = plan.noise["sum"], plan.noise["count"]
+        return Vectorised([Part(np.array([int(total)], dtype=np.int64), ds, ss, "i64"),
+                           Part(np.array([int(count)], dtype=np.int64), dc, sc)],
+                          lambda p: [int(p[0][0]), int(p[1][0])])
+    if isinstance(q, GroupedMeanQuery):
+        import polars as pl
+        col = plan.schema.column(q.column)
+        half = (col.upper - col.lower) / 2
+        frame = data.collect()
+        g, v = frame["g"].to_numpy(), np.clip(frame["x"].to_numpy(), -half, half)   # as OpenDP's bounded sum
+        k = len(plan.labels)
+        (ds, ss), (dc, sc) = plan.noise["sum"], plan.noise["count"]
+        keep = np.flatnonzero(~np.isin(np.arange(k), hide)) if hide else None
+        n = Part(np.bincount(g, minlength=k).astype(np.int64), dc, sc, "i64", keep)
+        s = Part(np.bincount(g, weights=v, minlength=k), ds, ss, "i64" if ds.startswith("discrete") else "f64", keep)
+        gs = pl.Series("g", np.arange(k, dtype=np.int32))
+
+        def to_raw(p):
+            return pl.DataFrame([pl.Series("n", p[0]), pl.Series("s", p[1].astype(float)), gs]).lazy()
+
+        return Vectorised([n, s], to_raw, hide)
+    return None
+
+
+def _chunks(draws: int, per_draw: int, workers: int) -> list[int]:
+    size = max(1, min(draws, CHUNK_VALUES // max(1, per_draw), -(-draws // workers)))
+    return [min(size, draws - i) for i in range(0, draws, size)]
+
+
+def draw_vectorised(plan, vec: Vectorised, draws: int, alpha: float = 0.05, workers: int | None = None) -> list:
+    """`draws` outcomes: chunks of OpenDP noise on the tiled aggregate, each draw then `plan.finish`."""
+    def run(n: int) -> list:
+        outs = [plan.finish(raw, alpha) for raw in vec.raws(n)]
+        if vec.hidden:
+            outs = [_hide(o, vec.hidden) for o in outs]
+        return outs
+
+    w = _workers(draws, workers)
+    sizes = _chunks(draws, vec.noisy_per_draw, w)
+    if w == 1 or len(sizes) == 1:
+        return [o for n in sizes for o in run(n)]
+    with ThreadPoolExecutor(w, thread_name_prefix="dp-simulate") as ex:
+        return [o for chunk in ex.map(run, sizes) for o in chunk]
+
+
+def _hide(o, hidden: tuple[int, ...]):
+    """Released values of groups that were not simulated: nan (their cells had no noise)."""
+    vals, lo, hi = list(o.values), list(o.ci_low), list(o.ci_high)
+    for i in hidden:
+        vals[i] = lo[i] = hi[i] = float("nan")
+    return type(o)(vals, lo, hi, o.extra)
+
+
+def simulate(query: Query, cohort: PreparedCohort, epsilon: float, draws: int = 200, mechanism: str = "laplace",
+             delta: float = DEFAULT_DELTA, alpha: float = 0.05, workers: int | None = None, *,
+             vectorised_draws: bool = True, only_groups_with_truth: bool = False) -> Simulation:
+    """Run the release's own OpenDP noise `draws` times on the true data (owner only).
+
+    The plan (the calibrated measurement) and its input are built once; the true aggregate is
+    computed once and each chunk of draws is one OpenDP noise invocation (see the module
+    docstring; `vectorised_draws=False`: one invocation of the plan's measurement per draw);
+    `workers` threads (default: up to 4, at most one per CPU) share the chunks.
+    `only_groups_with_truth`: groups of a grouped mean / quantile without patients (no true
+    value) are not simulated: their values are nan."""
     draws = int(draws)
     if not 1 <= draws <= MAX_DRAWS:
         raise ValueError(f"draws must be between 1 and {MAX_DRAWS:,}, got {draws}")
     from privacy.release import _checked
     epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, cohort.schema, epsilon, mechanism, delta)
-    outs = draw_outcomes(plan, plan.make_input(cohort), draws, alpha, workers)
-    return Simulation(list(plan.labels), plan.truth(cohort),
+    data = plan.make_input(cohort)
+    truth = plan.truth(cohort)
+    vec = None
+    if vectorised_draws:
+        hide = [i for i, t in enumerate(truth) if not np.isfinite(t)] if only_groups_with_truth else ()
+        vec = vectorised(plan, data, hide)
+    outs = draw_vectorised(plan, vec, draws, alpha, workers) if vec is not None else draw_outcomes(
+        plan, data, draws, alpha, workers)
+    return Simulation(list(plan.labels), truth,
                       np.array([o.values for o in outs], dtype=float),
                       np.array([o.ci_low for o in outs], dtype=float),
                       np.array([o.ci_high for o in outs], dtype=float),
@@ -294,7 +472,8 @@ def tradeoff(query: Query, cohort: PreparedCohort, epsilons, draws: int = 100, m
     epsilons = [float(e) for e in epsilons]
     for i, eps in enumerate(epsilons):
         pv = preview(query, cohort.schema, float(eps), mechanism, delta, alpha)
-        sim = simulate(query, cohort, float(eps), draws, mechanism, delta, alpha, workers)
+        sim = simulate(query, cohort, float(eps), draws, mechanism, delta, alpha, workers,
+                       only_groups_with_truth=True)
         truth = np.asarray(sim.truth, dtype=float)
         ok = np.isfinite(truth)
         n_values = int(ok.sum())
