@@ -28,28 +28,60 @@ def _finite(xs: Sequence[float] | None) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in ([] if xs is None else xs)], dtype=float)
 
 
+def _log_range(values: Sequence[np.ndarray]) -> tuple[float, float] | None:
+    """(low, high) of a log axis holding every positive finite value with some room, or None."""
+    v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in values]) if values else np.array([])
+    pos = v[np.isfinite(v) & (v > 0)]
+    if not len(pos):
+        return None
+    lo, hi = float(pos.min()), float(pos.max())
+    if hi <= lo * 4:                                   # a flat series: at least a factor 16 shown
+        mid = math.sqrt(lo * hi)
+        lo, hi = mid / 4, mid * 4
+    return lo / 2.5, hi * 1.6
+
+
 def tradeoff_figure(epsilons: Sequence[float], analytic: Sequence[float] | None, empirical: Sequence[float] | None,
                     presets: Mapping[str, float] | None = None, y_title: str = "95% error", *,
                     title: str = "Accuracy against privacy budget", log_y: bool = False) -> go.Figure:
     """Expected (analytic) error as a line and simulated (empirical) error as markers against
     epsilon on a log axis, with a dashed line at each preset (name -> epsilon, e.g. Explore's
     `PRESETS`), labelled with its name. The line is drawn through the epsilons where the expected
-    error is a finite number only, and left out when there is none."""
+    error is a finite number only, and left out when there is none.
+
+    `log_y`: the error on a log axis too, so the preset region is as readable as the smallest
+    epsilons (on a linear axis the errors at epsilon 0.01 squash everything from 0.1 up to 0);
+    its range holds every positive value. An error of exactly 0 (e.g. counts at epsilon 10) has
+    no place on a log axis: it is drawn at the bottom edge (open triangle; hover says 0) and
+    the axis title says so."""
     c = _c()
     eps = _finite(epsilons)
     fig = go.Figure()
     a = _finite(analytic) if analytic is not None else np.full(len(eps), np.nan)
-    m = np.isfinite(a) & np.isfinite(eps) & (eps > 0)
+    e = _finite(empirical) if empirical is not None else np.full(len(eps), np.nan)
+    ok_x = np.isfinite(eps) & (eps > 0)
+    rng = _log_range([a[ok_x], e[ok_x]]) if log_y else None
+    floor = rng[0] * 1.25 if rng else 0.0
+
+    def shown(y: np.ndarray) -> np.ndarray:
+        return np.where(y > 0, y, floor) if rng else y
+
+    zeros = False
+    m = np.isfinite(a) & ok_x
     if m.any():
-        fig.add_trace(go.Scatter(x=eps[m], y=a[m], mode="lines", name=EXPECTED_NAME,
+        zeros |= bool(rng and (a[m] <= 0).any())
+        fig.add_trace(go.Scatter(x=eps[m], y=shown(a[m]), customdata=a[m], mode="lines", name=EXPECTED_NAME,
                                  line=dict(color=c.BLUE, width=2.5),
-                                 hovertemplate="ε = %{x:.3g}<br>expected: %{y:,.4g}<extra></extra>"))
+                                 hovertemplate="ε = %{x:.3g}<br>expected: %{customdata:,.4g}<extra></extra>"))
     if empirical is not None:
-        e = _finite(empirical)
-        m = np.isfinite(e) & np.isfinite(eps) & (eps > 0)
-        fig.add_trace(go.Scatter(x=eps[m], y=e[m], mode="markers", name=SIMULATED_NAME,
-                                 marker=dict(color=c.ORANGE, size=9, symbol="circle", line=dict(color=c.BLACK, width=1)),
-                                 hovertemplate="ε = %{x:.3g}<br>simulated: %{y:,.4g}<extra></extra>"))
+        m = np.isfinite(e) & ok_x
+        zero = rng is not None and e[m] <= 0
+        zeros |= bool(np.any(zero))
+        fig.add_trace(go.Scatter(x=eps[m], y=shown(e[m]), customdata=e[m], mode="markers", name=SIMULATED_NAME,
+                                 marker=dict(color=c.ORANGE, size=9, line=dict(color=c.BLACK, width=1),
+                                             symbol=np.where(zero, "triangle-down-open", "circle").tolist()
+                                             if np.any(zero) else "circle"),
+                                 hovertemplate="ε = %{x:.3g}<br>simulated: %{customdata:,.4g}<extra></extra>"))
     levels = sorted(((str(k), float(v)) for k, v in (presets or {}).items() if v is not None and float(v) > 0),
                     key=lambda kv: kv[1])
     for i, (name, t) in enumerate(levels):
@@ -58,10 +90,12 @@ def tradeoff_figure(epsilons: Sequence[float], analytic: Sequence[float] | None,
         fig.add_annotation(x=math.log10(t), xref="x", y=0.99 - 0.08 * i, yref="paper", yanchor="top",
                            xanchor="left", xshift=3, showarrow=False, text=c._esc(name),
                            font=dict(size=c.FONT_SIZE - 2, color="#444444"), bgcolor="rgba(255,255,255,0.8)")
+    if rng:
+        y_title += ", log scale" + ("; ▽ at the bottom edge = 0" if zeros else "")
     c._layout(fig, title, "", "Privacy budget ε (log scale)", y_title, legend=True)
     fig.update_xaxes(type="log")
-    if log_y:
-        fig.update_yaxes(type="log")
+    if rng:
+        fig.update_yaxes(type="log", range=[math.log10(rng[0]), math.log10(rng[1])])
     else:
         fig.update_yaxes(rangemode="tozero")
     return fig

@@ -54,6 +54,32 @@ def test_preset_lines_are_explores_presets():
     assert fig.data[0].mode == "lines" and fig.data[1].mode == "markers"
 
 
+def test_log_error_axis_keeps_the_preset_region_readable():
+    """On the log axis every positive error is inside the range and the errors at the presets are
+    spread over a good part of it (on a linear axis ε 0.01 squashes them to the bottom 10%); an
+    error of 0 sits at the bottom edge as an open triangle, its hover says 0, the title says so."""
+    eps = np.array(sorted({0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, *PRESETS.values()}))
+    analytic = 3.0 / eps
+    empirical = np.where(eps >= 10, 0.0, 3.1 / eps)
+    fig = tc.tradeoff_figure(eps, analytic, empirical, PRESETS, y_title="95% error (patients)", log_y=True)
+    y = fig.layout.yaxis
+    assert y.type == "log" and y.title.text == "95% error (patients), log scale; ▽ at the bottom edge = 0"
+    lo, hi = y.range
+    pos = np.r_[analytic, empirical[empirical > 0]]
+    assert lo < math.log10(pos.min()) and math.log10(pos.max()) < hi
+    at = np.log10([3.0 / v for v in PRESETS.values()])
+    assert (at.max() - at.min()) / (hi - lo) > 0.25          # the presets' errors use a quarter of the axis
+    dots = fig.data[1]
+    assert list(dots.marker.symbol)[-1] == "triangle-down-open" and list(dots.customdata)[-1] == 0.0
+    assert math.log10(list(dots.y)[-1]) == pytest.approx(lo + math.log10(1.25))
+    assert "customdata" in dots.hovertemplate
+    linear = tc.tradeoff_figure(eps, analytic, empirical, PRESETS)
+    assert linear.layout.yaxis.type is None and linear.layout.yaxis.rangemode == "tozero"
+    # nothing positive to show: a linear axis, no failure
+    none = tc.tradeoff_figure([0.1, 1.0], [0.0, 0.0], [0.0, 0.0], PRESETS, log_y=True)
+    assert none.layout.yaxis.type is None
+
+
 def test_charts_reexports_the_moved_builders():
     assert charts.tradeoff_figure is tc.tradeoff_figure and charts.size_figure is tc.size_figure
     assert not hasattr(charts, "_tier_name")
@@ -258,13 +284,14 @@ def test_page_as_owner(app_env, stat):
     assert cap.startswith("Line: expected 95% error from the release's public preview")
     assert all(k in cap for k in PRESETS) and "DP Creator" not in cap
     if stat == "quantile":
-        assert main["layout"]["yaxis"]["title"]["text"] == "95% error (years)"       # age, the first column
+        assert main["layout"]["yaxis"]["title"]["text"].startswith("95% error (years), log scale")   # age
         assert "stated in years on the true values" in cap
     if stat == "mean":
         size = figs[1]
         assert "relative to the true mean" in size["layout"]["yaxis"]["title"]["text"]
     if stat == "histogram":
-        assert main["layout"]["yaxis"]["title"]["text"] == "95% error (patients), median over bars"
+        assert main["layout"]["yaxis"]["title"]["text"].startswith("95% error (patients), median over bars, log scale")
+    assert main["layout"]["yaxis"]["type"] == "log"
 
 
 def test_survival_tradeoff_has_an_expected_line_near_the_simulated_error():

@@ -60,7 +60,7 @@ with right:
         analytic = [p.analytic for p in pts]
         fig = tc.tradeoff_figure(eps, analytic, [p.empirical for p in pts], PRESETS,
                                  y_title=tc.tradeoff_y_title(query.stat, _unit(query), per_value=res.per_value),
-                                 title=f"Accuracy against privacy budget: {query.describe(schema)}")
+                                 title=f"Accuracy against privacy budget: {query.describe(schema)}", log_y=True)
         st.plotly_chart(fig, width="stretch", key="tr_chart")
         st.caption(tc.tradeoff_caption(eps, analytic, draws=res.draws, basis=res.basis, missing=res.missing,
                                        presets=PRESETS, stat=query.stat)
