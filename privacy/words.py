@@ -86,21 +86,57 @@ def mean(halfwidth_at, unit: str, schema) -> str:
     return words
 
 
+def ordinal(p: float) -> str:
+    """A percentile as an ordinal: 1 -> '1st', 52 -> '52nd', 11 -> '11th', 49.5 -> '49.5th'."""
+    text = number(p)
+    if "." in text:
+        return text + "th"
+    v = int(round(p))
+    suffix = "th" if 10 <= v % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(v % 10, "th")
+    return text + suffix
+
+
+def _between(level: float, pts: float) -> str:
+    """The percentile window level ± pts, rounded outward (whole percentiles, or tenths below ±1)."""
+    step = 1.0 if pts >= 1 else 0.1
+    lo = math.floor(round((100.0 * level - pts) / step, 6)) * step
+    hi = math.ceil(round((100.0 * level + pts) / step, 6)) * step
+    if lo <= 0:
+        return f"a value below the group's {ordinal(hi)} percentile"
+    if hi >= 100:
+        return f"a value above the group's {ordinal(lo)} percentile"
+    return f"a value between the group's {ordinal(lo)} and {ordinal(hi)} percentiles"
+
+
 def quantile(name: str, column_label: str, ranks: float, lower: float, upper: float, unit: str, grid: str,
-             schema) -> str:
-    """A quantile's error as percentiles of the group and, for orientation, in the column's unit
-    if the values were spread evenly over the public range (tighter where values cluster)."""
+             schema, level: float = 0.5) -> str:
+    """A quantile's error as percentiles of the group (exact, data-free: `ranks` / group size),
+    and what that means in the column's unit without pretending to know the data: the interval
+    spans the group's values between those percentiles, whose width in the unit depends on how
+    the values spread there (it comes with the release). No unit figure is invented from the
+    public range (values spread evenly over 0-100 ng/mL would overstate a PSA median's error
+    about 15-fold); the only unit figures are the public range (a group too small to say
+    anything) and the public grid the answer is rounded to."""
     u = f" {unit}" if unit else ""
-    parts, explained = [], False
-    for i, n in enumerate(sizes(schema)):
-        who = f"for a group of {n:,} {schema.rows_word}" if i == 0 else f"for {n:,}"
+    parts, too_small, explained = [], [], False
+    for n in sizes(schema):
         pts = 100.0 * ranks / n
         if pts >= 50:
-            parts.append(f"{who}: anywhere in the public range")
+            too_small.append(n)
             continue
-        even = f"±{number(ranks / n * (upper - lower))}{u}"
+        who = f"for a group of {n:,} {schema.rows_word}" if not parts else f"for {n:,}"
+        text = f"{who}: within about ±{number(pts)} percentile{'' if number(pts) == '1' else 's'}"
         if not explained:
-            even += f" if values were spread evenly over {number(lower)}–{number(upper)}{u}"
+            text += f" ({_between(level, pts)})"
             explained = True
-        parts.append(f"{who}: within about ±{number(pts)} percentiles ({even})")
-    return f"the {name} of {in_sentence(column_label)} " + "; ".join(parts) + f"; rounded {grid}"
+        parts.append(text)
+    head = f"the {name} of {in_sentence(column_label)} "
+    public = f"anywhere in the public range {number(lower)}–{number(upper)}{u}"
+    if not parts:
+        return head + f"for a group of up to {too_small[-1]:,} {schema.rows_word}: {public}; rounded {grid}"
+    text = head + "; ".join(parts)
+    if too_small:
+        text += f" (a group of {too_small[-1]:,} or fewer: {public})"
+    unit_words = unit or "the column's unit"
+    return text + (f"; in {unit_words}, as wide as the group's values between those percentiles (shown with the "
+                   f"release); rounded {grid}")

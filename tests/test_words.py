@@ -59,12 +59,35 @@ def test_quantile_words_in_percentiles_and_units():
     schema = toy_schema()       # no declared sizes: 100 / 1,000 / 10,000
     text = words.quantile("median", "Age at diagnosis", 20.0, 40.0, 90.0, "years", "to the public grid (step 1 years)",
                           schema)
-    assert text.startswith("the median of age at diagnosis for a group of 100 patients: within about ±20 percentiles "
-                           "(±10 years if values were spread evenly over 40–90 years); for 1,000: within about ±2 "
-                           "percentiles (±1 years)")
-    assert "for 10,000: within about ±0.2 percentiles" in text
-    wide = words.quantile("median", "PSA", 80.0, 0, 100, "ng/mL", "", schema)
-    assert "for a group of 100 patients: anywhere in the public range" in wide and wide.count("PSA") == 1
+    assert text == ("the median of age at diagnosis for a group of 100 patients: within about ±20 percentiles (a value "
+                    "between the group's 30th and 70th percentiles); for 1,000: within about ±2 percentiles; for "
+                    "10,000: within about ±0.2 percentiles; in years, as wide as the group's values between those "
+                    "percentiles (shown with the release); rounded to the public grid (step 1 years)")
+    wide = words.quantile("median", "PSA", 80.0, 0, 100, "ng/mL", "to the public grid (step 1 ng/mL)", schema)
+    assert "(a group of 100 or fewer: anywhere in the public range 0–100 ng/mL)" in wide and wide.count("PSA") == 1
+    assert words.quantile("median", "PSA", 1e4, 0, 100, "ng/mL", "", schema).startswith(
+        "the median of PSA for a group of up to 10,000 patients: anywhere in the public range 0–100 ng/mL")
+    upper = words.quantile("90% quantile", "PSA", 10.0, 0, 100, "ng/mL", "", schema, level=0.9)
+    assert "(a value above the group's 80th percentile)" in upper
+    assert words._between(0.5, 0.1) == "a value between the group's 49.9th and 50.1th percentiles"
+    assert words._between(0.5, 1.18) == "a value between the group's 48th and 52nd percentiles"   # rounded outward
+
+
+def test_quantile_preview_is_not_the_even_spread_guess():
+    """The PSA median's preview no longer states '±4.7 ng/mL if values were spread evenly over
+    0-100' (about 15 times the released interval): percentiles, and the unit's meaning only."""
+    schema = load_schema("data/cohorts/prostate.toml")
+    w = preview(make_query("quantile", "psa"), schema, 0.5).words
+    assert "spread evenly" not in w and not re.search(r"±[\d.]+ ng/mL", w), w
+    assert re.search(r"within about ±[\d.]+ percentiles \(a value between the group's \d+(st|nd|rd|th) and "
+                     r"\d+(st|nd|rd|th) percentiles\)", w), w
+    assert "in ng/mL, as wide as the group's values between those percentiles" in w
+
+
+@pytest.mark.parametrize("p,text", [(1, "1st"), (2, "2nd"), (3, "3rd"), (11, "11th"), (12, "12th"), (13, "13th"),
+                                    (21, "21st"), (52, "52nd"), (49.5, "49.5th"), (100, "100th")])
+def test_ordinals(p, text):
+    assert words.ordinal(p) == text
 
 
 @pytest.mark.parametrize("v,text", [(0.0655, "0.0655"), (3.604, "3.6"), (40.0, "40"), (1234.5, "1,234"),

@@ -292,7 +292,7 @@ def _quantile_plan(q, schema, epsilon, mechanism, delta):
         typical = 2.0 * float(np.median(z_std(scale, k, level)))
         r = t + 1.0                                  # the interval's reach in ranks (see finish)
         by_n = {n: (max(0.0, level - r / n), min(1.0, level + r / n)) for n in (100, 1_000, 10_000, 100_000)}
-        text = words.quantile(name, schema.label(q.column), r, col.lower, col.upper, col.unit, grid, schema)
+        text = words.quantile(name, schema.label(q.column), r, col.lower, col.upper, col.unit, grid, schema, level)
         if grouped:
             text = "in each group (all groups for the price of one), " + text
         return {"kind": "quantile", "halfwidth": r, "unit": "ranks", "rank_threshold": t,
