@@ -8,6 +8,8 @@ Privacy facts:
   `row_number() OVER (PARTITION BY <patient id>)` keeps at most `max_rows_per_unit` rows per
   patient (rows without an id share one partition, so they count as one patient). The query
   then returns only per-cell counts, or one integer sum and count: no row leaves the database.
+- A live database checks, in the same REPEATABLE READ read-only transaction as the aggregate,
+  whether any patient has more than `max_rows_per_unit` rows, and uses the window only then.
 - For immutable files (Parquet, a DuckDB file) the engine may instead verify once per snapshot
   (file names, sizes, modification times) that no patient has more than `max_rows_per_unit` rows;
   while that holds the window is a no-op and is skipped (same aggregates, 10-20x faster). The
@@ -86,34 +88,67 @@ def bounded(table: sa.FromClause, unit: str, k: int) -> sa.Subquery:
     return sa.select(table, rn).subquery("bounded")
 
 
+def _parts(e, weight: int = 1) -> list[tuple[object, int]]:
+    """A cell expression as (leaf, weight) parts: cell = sum of code(leaf) * weight."""
+    if isinstance(e, Mixed):
+        return _parts(e.a, weight * e.nb) + _parts(e.b, weight)
+    return [(e, weight)]
+
+
+def _category_is(t, e: Category, code: int):
+    """Rows whose category code is `code` (declared category, K = missing, K+1 = any other)."""
+    text, k = sa.cast(t.c[e.column], sa.String), len(e.categories)
+    if code < k:
+        return text == sa.literal(e.categories[code], sa.String)
+    if code == k:
+        return t.c[e.column].is_(None)
+    return sa.and_(t.c[e.column].is_not(None), text.not_in([sa.literal(c, sa.String) for c in e.categories]))
+
+
 def aggregate_statement(spec: CellSpec, table: sa.FromClause, unit: str, k: int, dialect: str,
                         window: bool = True) -> sa.Select:
-    """One SELECT returning (cell, n) rows, or one (sum, n) row, after the per-patient bound
-    (`window=False` only where the table is verified to hold at most k rows per patient)."""
+    """One SELECT after the per-patient bound (`window=False` only where the table is verified to
+    hold at most k rows per patient): (part_0, ..., n) rows grouped by the cell's parts, a
+    categorical part as its text (mapped to the public codes by `vector`, so the database groups
+    by its own values instead of evaluating a CASE per row); or one (sum, n) row."""
     b = bounded(table, unit, k) if window else table
     conds = [b.c["_dp_row_in_unit"] <= sa.literal(int(k), sa.Integer)] if window else []
-    conds += [compile_expr(b, w, dialect) == sa.literal(code, sa.Integer) for w, code in spec.where]
+    conds += [_category_is(b, w, code) for w, code in spec.where]
     conds += [_num(b, x).is_not(None) for x in spec.present]
     if spec.kind == "sum_count":
         v = compile_expr(b, spec.value, dialect)
         return sa.select(sa.func.coalesce(sa.func.sum(v), 0).label("s"), sa.func.count().label("n")
                          ).select_from(b).where(*conds)
     if spec.cell is None:
-        return sa.select(sa.literal(0, sa.Integer).label("cell"), sa.func.count().label("n")).select_from(b).where(*conds)
-    cells = sa.select(compile_expr(b, spec.cell, dialect).label("cell")).select_from(b).where(*conds).subquery("cells")
-    return sa.select(cells.c.cell, sa.func.count().label("n")).group_by(cells.c.cell)
+        return sa.select(sa.func.count().label("n")).select_from(b).where(*conds)
+    cols = [(sa.cast(b.c[e.column], sa.String) if isinstance(e, Category) else compile_expr(b, e, dialect)
+             ).label(f"p{i}") for i, (e, _) in enumerate(_parts(spec.cell))]
+    cells = sa.select(*cols).select_from(b).where(*conds).subquery("cells")
+    keys = [cells.c[f"p{i}"] for i in range(len(cols))]
+    return sa.select(*keys, sa.func.count().label("n")).group_by(*keys)
 
 
 def vector(rows, spec: CellSpec):
-    """Per-cell counts 0..n-1 from (cell, n) rows (absent cells are 0); or [sum, count]."""
+    """Per-cell counts 0..n-1 from the grouped rows (absent cells are 0); or [sum, count]. A
+    categorical part's text becomes its public code here, as `data.prepare` encodes it."""
     if spec.kind == "sum_count":
         (s, n), = rows
         return [int(s or 0), int(n)]
+    if spec.cell is None:
+        (n,), = rows
+        return [int(n)]
     import numpy as np
+    parts = _parts(spec.cell)
+    lookups = [({c: i for i, c in enumerate(e.categories)}, len(e.categories)) if isinstance(e, Category) else None
+               for e, _ in parts]
     out = np.zeros(spec.n, dtype=np.int64)
-    for cell, n in rows:
-        out[int(cell)] = int(n)
-    return [out[0] if spec.cell is None else out]
+    for row in rows:
+        cell = 0
+        for (e, w), look, v in zip(parts, lookups, row[:-1]):
+            code = int(v) if look is None else (look[1] if v is None else look[0].get(v, look[1] + 1))
+            cell += code * w
+        out[cell] += int(row[-1])
+    return [out]
 
 
 class SqlEngine:
@@ -131,16 +166,21 @@ class SqlEngine:
         self._within_bound: dict = {}  # snapshot -> every patient has <= k rows (checked in the engine)
         self.last_seconds = 0.0        # engine time of the last aggregate (benchmarks split it out)
 
-    def _run(self, stmt):
-        import time
+    def _error(self, e):
         from privacy.engine import SourceError
+        return SourceError(f"the cohort's {self.what} could not be read; nothing was spent",
+                           owner_detail=f"{type(e).__name__}: {str(getattr(e, 'orig', None) or e)[:500]}")
+
+    def _run(self, *stmts_or_fn):
+        """Execute in one connection; a callable receives the connection (one consistent read)."""
+        import time
         t = time.perf_counter()
         try:
             with self.url_engine.connect() as c:
-                rows = c.execute(stmt).fetchall()
+                fn = stmts_or_fn[0]
+                rows = fn(c) if callable(fn) else c.execute(fn).fetchall()
         except sa.exc.SQLAlchemyError as e:
-            raise SourceError(f"the cohort's {self.what} could not be read; nothing was spent",
-                              owner_detail=f"{type(e).__name__}: {str(e.orig if hasattr(e, 'orig') else e)[:500]}") from e
+            raise self._error(e) from e
         self.last_seconds = time.perf_counter() - t
         return rows
 
@@ -148,23 +188,41 @@ class SqlEngine:
         """Reach the source and read no row (`LIMIT 0`): a missing table or column fails here."""
         self._run(sa.select(self.table).limit(0))
 
+    def _most_rows_per_unit(self):
+        per_unit = sa.select(sa.func.count().label("c")).select_from(self.table).group_by(
+            self.table.c[self.unit]).subquery("per_unit")
+        return sa.select(sa.func.coalesce(sa.func.max(per_unit.c.c), 0))
+
     def _bound_holds(self) -> tuple[object, bool]:
         """(snapshot, whether no patient has more than k rows in it); (None, False) without one."""
         snap = self.snapshot() if self.snapshot else None
         if snap is not None and snap not in self._within_bound:
-            per_unit = sa.select(sa.func.count().label("c")).select_from(self.table).group_by(
-                self.table.c[self.unit]).subquery("per_unit")
-            (most,), = self._run(sa.select(sa.func.coalesce(sa.func.max(per_unit.c.c), 0)))
+            (most,), = self._run(self._most_rows_per_unit())
             self._within_bound[snap] = int(most) <= self.k
         return snap, bool(snap is not None and self._within_bound[snap])
 
     def aggregates(self, plan, form) -> list:
         from privacy.engine.cells import cell_spec
         spec = cell_spec(plan)
+
+        def stmt(window: bool):
+            return aggregate_statement(spec, self.table, self.unit, self.k, self.dialect, window=window)
+
+        if self.snapshot is None:
+            # A live database: check the bound and aggregate in one REPEATABLE READ, read-only
+            # transaction (one snapshot), with the window only if some patient has more than k rows.
+            def read(c):
+                c = c.execution_options(isolation_level="REPEATABLE READ")
+                with c.begin():
+                    if self.dialect == "postgresql":
+                        c.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    (most,), = c.execute(self._most_rows_per_unit()).fetchall()
+                    return c.execute(stmt(window=int(most) > self.k)).fetchall()
+            return vector(self._run(read), spec)
         snap, holds = self._bound_holds()
-        rows = self._run(aggregate_statement(spec, self.table, self.unit, self.k, self.dialect, window=not holds))
+        rows = self._run(stmt(window=not holds))
         if holds and self.snapshot() != snap:      # the files changed under the query: bound them in SQL
-            rows = self._run(aggregate_statement(spec, self.table, self.unit, self.k, self.dialect))
+            rows = self._run(stmt(window=True))
         return vector(rows, spec)
 
     def statement_sql(self, plan) -> str:

@@ -1,0 +1,212 @@
+"""`python -m benchmarks.engines [--rows N] [--big] [--postgres]`: engines side by side (issue 13).
+
+1. At 10^6 rows (the prostate demo), interleaved rounds of the same release: ours end to end
+   (`privacy.release.release`, ledger included, plan already built as the app's preview does),
+   ours through OpenDP's row-level measurement, IBM diffprivlib (`tools.histogram`, `tools.mean`),
+   and a bare NumPy count/mean plus NumPy noise (insecure baseline, timing only). Ratios are to
+   diffprivlib and to NumPy in the same run.
+2. DuckDB over Parquet (a directory of files written once under var/bench-parquet and reused):
+   histogram and mean releases at 10^6 and 10^7 rows, 10^8 with --big, engine and OpenDP time
+   split, peak RSS of this process.
+3. With --postgres: the same release from a throwaway PostgreSQL server (Debian package) at 10^6
+   rows, time split into engine and OpenDP.
+Informational: the exit status is 0 whatever the timings.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PARQUET_DIR = ROOT / "var" / "bench-parquet"
+CHUNK = 10**6
+
+
+def _median_ms(xs) -> float:
+    return 1e3 * statistics.median(xs)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def in_memory(rows: int, reps: int) -> None:
+    import diffprivlib.tools as dpl
+    from data.cohorts import load_cohort
+    from data.prepare import prepare
+    from privacy.engine import ROW_LEVEL, invoke
+    from privacy.ledger import BudgetLedger
+    from privacy.measurements import build_plan
+    from privacy.queries import GroupedMeanQuery, HistogramQuery, MeanQuery
+    from privacy.release import release
+
+    frame, schema = load_cohort("prostate", rows=rows, seed=11)
+    cohort = prepare(frame, schema, keep_frame=False)
+    del frame
+    col = schema.column("psa")
+    k = len(schema.column("gleason_score").bucket_labels)
+    codes, x = cohort.codes["gleason_score"], cohort.numbers["psa"]
+    rng = np.random.default_rng()
+    queries = {"histogram": HistogramQuery(column="gleason_score"), "mean": MeanQuery(column="psa"),
+               "grouped mean": GroupedMeanQuery(column="psa", by="risk_group")}
+    peers = {
+        "histogram": (lambda: dpl.histogram(codes, epsilon=0.5, bins=k, range=(0, k)),
+                      lambda: np.bincount(codes, minlength=k) + rng.laplace(0, 2.0, k)),
+        "mean": (lambda: dpl.mean(x, epsilon=0.5, bounds=(col.lower, col.upper)),
+                 lambda: (x.sum() + rng.laplace(0, 200.0)) / (x.size + rng.laplace(0, 2.0))),
+        "grouped mean": (None, lambda: np.bincount(cohort.codes["risk_group"], weights=x) / np.bincount(cohort.codes["risk_group"])),
+    }
+    with tempfile.TemporaryDirectory(prefix="dp-bench-engines-") as tmp:
+        print(f"\nIn memory, {rows:,} rows (prostate demo), {reps} interleaved rounds, median ms")
+        print(f"{'release':<14}{'e2e':>8}{'engine':>8}{'rows':>8}{'dpl':>8}{'numpy':>8}"
+              f"{'e2e/dpl':>9}{'engine/dpl':>11}{'engine/numpy':>13}")
+        for name, q in queries.items():
+            plan = build_plan(q, schema, 0.5)                   # the preview has built the plan already
+            # One fresh ledger per round, so each release is new (a repeat would be served from the ledger).
+            ledgers = [BudgetLedger(Path(tmp) / f"{name}-{i}.sqlite") for i in range(reps + 1)]
+            release(q, cohort, 0.5, ledgers[-1], "bench")       # warm: the first aggregate of this query
+            t_ours, t_eng, t_rows, t_dpl, t_np = [], [], [], [], []
+            dpl_f, np_f = peers[name]
+            for i in range(reps):
+                t = time.perf_counter(); release(q, cohort, 0.5, ledgers[i], "bench"); t_ours.append(time.perf_counter() - t)
+                t = time.perf_counter(); plan.finish(invoke(plan, cohort), 0.05); t_eng.append(time.perf_counter() - t)
+                t = time.perf_counter(); plan.finish(invoke(plan, cohort, ROW_LEVEL), 0.05)
+                t_rows.append(time.perf_counter() - t)
+                if dpl_f:
+                    t = time.perf_counter(); dpl_f(); t_dpl.append(time.perf_counter() - t)
+                t = time.perf_counter(); np_f(); t_np.append(time.perf_counter() - t)
+            for lg in ledgers:
+                lg.close()
+            o, e, r, n = _median_ms(t_ours), _median_ms(t_eng), _median_ms(t_rows), _median_ms(t_np)
+            d = _median_ms(t_dpl) if t_dpl else float("nan")
+            print(f"{name:<14}{o:>8.2f}{e:>8.2f}{r:>8.2f}{d:>8.2f}{n:>8.2f}{o / d:>9.2f}{e / d:>11.2f}{e / n:>13.2f}")
+    print("e2e: release() with the ledger's two durable SQLite commits (reserve before the measurement, result "
+          "after; synchronous=FULL); engine: the same release without the ledger (engine aggregates, OpenDP noise, "
+          "intervals); rows: OpenDP's row-level measurement (the reference path); dpl: IBM diffprivlib at the same "
+          "epsilon (no ledger, no intervals); numpy: bare aggregate + NumPy noise (not DP, timing only).")
+
+
+def parquet_dataset(rows: int) -> Path:
+    """A directory of `rows` prostate-demo rows in 10^6-row Parquet files (written once, reused)."""
+    from data.cohorts import load_cohort
+    d = PARQUET_DIR / f"prostate-{rows}"
+    files = rows // CHUNK
+    if d.exists() and len(list(d.glob("*.parquet"))) == files:
+        return d
+    d.mkdir(parents=True, exist_ok=True)
+    base, _ = load_cohort("prostate", rows=CHUNK, seed=5)
+    t = time.perf_counter()
+    for i in range(files):
+        part = base.copy()
+        part["patient_id"] = part["patient_id"] + i * CHUNK
+        part.to_parquet(d / f"part-{i:04d}.parquet")
+    print(f"  wrote {rows:,} rows to {d} in {time.perf_counter() - t:.0f} s")
+    return d
+
+
+def _engine_rounds(cohort, queries, reps: int, label: str) -> None:
+    from privacy.engine import aggregate_noise
+    from privacy.measurements import build_plan
+    for name, q in queries.items():
+        plan = build_plan(q, cohort.schema, 0.5)
+        form = aggregate_noise(plan)
+        t0 = time.perf_counter()
+        cohort.engine.aggregates(plan, form)                # first: includes the snapshot's bound check
+        first = time.perf_counter() - t0
+        eng, noise = [], []
+        for _ in range(reps):
+            t = time.perf_counter(); agg = cohort.engine.aggregates(plan, form); eng.append(time.perf_counter() - t)
+            t = time.perf_counter(); plan.finish(form.release(agg), 0.05); noise.append(time.perf_counter() - t)
+        total = [a + b for a, b in zip(eng, noise)]
+        print(f"{label:<22}{name:<11}{first:>9.2f}{statistics.median(total):>9.3f}{statistics.median(eng):>9.3f}"
+              f"{_median_ms(noise):>10.2f}{_rss_mb():>10.0f}")
+
+
+def on_parquet(sizes, reps: int) -> None:
+    from data.cohorts import cohort_schema
+    from privacy.engine.sources import open_cohort
+    from privacy.queries import HistogramQuery, MeanQuery
+    schema = cohort_schema("prostate")
+    queries = {"histogram": HistogramQuery(column="gleason_score"), "mean": MeanQuery(column="psa")}
+    print(f"\nDuckDB over Parquet (embedded), {reps} rounds; seconds except OpenDP (ms) and peak RSS (MB)")
+    print(f"{'rows':<22}{'release':<11}{'first s':>9}{'total s':>9}{'engine s':>9}{'OpenDP ms':>10}{'RSS MB':>10}")
+    for n in sizes:
+        d = parquet_dataset(n)
+        cohort = open_cohort(dataclasses.replace(schema, storage=(("kind", "parquet"), ("path", str(d)))))
+        _engine_rounds(cohort, queries, reps, f"{n:,}")
+        cohort.engine.url_engine.dispose()
+    print("first: the first release on a new snapshot of the files, including the one-off check that no patient "
+          "has more rows than the schema's bound (later releases skip the row_number window while it holds).")
+
+
+def copy_into(eng, table: str, frame) -> None:
+    """Create `table` like `frame` and fill it with PostgreSQL's COPY (bulk load, not row inserts)."""
+    import io
+    frame.head(0).to_sql(table, eng, index=False, if_exists="replace")
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, header=False)
+    buf.seek(0)
+    raw = eng.raw_connection()
+    try:
+        with raw.cursor() as cur, cur.copy(f'COPY "{table}" FROM STDIN (FORMAT csv)') as copy:
+            while chunk := buf.read(1 << 20):
+                copy.write(chunk)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def on_postgres(rows: int, reps: int) -> None:
+    import sqlalchemy as sa
+    from data.cohorts import load_cohort
+    from privacy.engine.sources import open_cohort
+    from privacy.queries import HistogramQuery, MeanQuery
+    sys.path.insert(0, str(ROOT))
+    from tests.pg_server import PostgresServer
+    server = PostgresServer().start()
+    try:
+        frame, schema = load_cohort("prostate", rows=rows, seed=5)
+        eng = sa.create_engine(server.url)
+        t = time.perf_counter()
+        copy_into(eng, "prostate", frame)
+        print(f"\nPostgreSQL {server.bin.parent.name} on loopback: loaded {rows:,} rows in {time.perf_counter() - t:.0f} s "
+              f"(the bound is a row_number window on every query)")
+        eng.dispose()
+        cohort = open_cohort(dataclasses.replace(schema, storage=(("kind", "postgresql"), ("table", "prostate"),
+                                                                  ("url_secret", "PG"))), secrets={"PG": server.url})
+        print(f"{'rows':<22}{'release':<11}{'first s':>9}{'total s':>9}{'engine s':>9}{'OpenDP ms':>10}{'RSS MB':>10}")
+        _engine_rounds(cohort, {"histogram": HistogramQuery(column="gleason_score"), "mean": MeanQuery(column="psa")},
+                       reps, f"{rows:,}")
+        cohort.engine.url_engine.dispose()
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=10**6, help="rows for the in-memory and PostgreSQL rounds")
+    p.add_argument("--reps", type=int, default=9)
+    p.add_argument("--big", action="store_true", help="add 10^8 rows on Parquet (writes about 1.4 GB once)")
+    p.add_argument("--postgres", action="store_true", help="also time a PostgreSQL server (Debian package)")
+    p.add_argument("--skip-memory", action="store_true")
+    a = p.parse_args(argv)
+    print(f"engines benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    if not a.skip_memory:
+        in_memory(a.rows, a.reps)
+    on_parquet([10**6, 10**7] + ([10**8] if a.big else []), max(3, a.reps // 3))
+    if a.postgres:
+        on_postgres(a.rows, max(3, a.reps // 3))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
