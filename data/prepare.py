@@ -112,6 +112,22 @@ class PreparedCohort:
         return self._cache[key]
 
 
+SMALL_INT_RANGE = 4096
+
+
+def _small_int_codes(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+    """(value - min, the text of min..max) for a NumPy integer column spanning few values (a grade,
+    a score): the same labels as factorising and writing each distinct value, without hashing."""
+    if not (isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu") or len(s) == 0:
+        return None
+    x = s.to_numpy()
+    lo, hi = int(x.min()), int(x.max())
+    if hi - lo >= SMALL_INT_RANGE:
+        return None
+    raw = x - np.uint64(lo) if x.dtype == np.uint64 else np.subtract(x, lo, dtype=np.int64)
+    return raw, [str(v) for v in range(lo, hi + 1)]
+
+
 def _encode_categorical(s: pd.Series, col: CategoricalColumn, rep: PreparationReport) -> np.ndarray:
     """Codes of the declared categories. The distinct values are labelled once (as text, the way
     they were always compared) and every row is a gather by code: no Python per row."""
@@ -132,6 +148,8 @@ def _encode_categorical(s: pd.Series, col: CategoricalColumn, rep: PreparationRe
         rep.missing[col.name] = int(missing.sum())
         rep.other[col.name] = int(other.sum())
         return codes
+    elif (small := _small_int_codes(s)) is not None:
+        raw, labels = small                      # e.g. a grade 1..5: offsets, no hashing
     else:
         raw, uniques = pd.factorize(s, use_na_sentinel=True)      # missing -> -1
         if s.dtype.kind == "f":
@@ -140,31 +158,34 @@ def _encode_categorical(s: pd.Series, col: CategoricalColumn, rep: PreparationRe
             labels = list(pd.Series(uniques).astype("string").to_numpy(dtype=object, na_value=None))
     table = np.array([lookup.get(v, k + 1) for v in labels] + [k], dtype=np.int32)   # -1 -> last entry
     codes = table[raw]
-    rep.missing[col.name] = int((codes == k).sum())
-    rep.other[col.name] = int((codes == k + 1).sum())
+    counts = np.bincount(codes, minlength=k + 2)
+    rep.missing[col.name] = int(counts[k])
+    rep.other[col.name] = int(counts[k + 1])
     return codes
 
 
 def _encode_numeric(s: pd.Series, col: NumericColumn, rep: PreparationReport) -> np.ndarray:
+    # `x` may share memory with the frame (kept for owner views): it is only read, never written.
     if pd.api.types.is_numeric_dtype(s.dtype):           # numbers already: nothing can fail to parse
-        x = s.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
         coerced_n = 0
     else:
         raw_missing = s.isna().to_numpy()
-        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         coerced_n = int((np.isnan(x) & ~raw_missing).sum())
     inf = np.isinf(x)
     if inf.any():                                        # +/-inf: treated as unparseable
         coerced_n += int(inf.sum())
-        x[inf] = np.nan
+        x = np.where(inf, np.nan, x)
     rep.coerced[col.name] = coerced_n
     miss = np.isnan(x)
     rep.missing[col.name] = int(miss.sum())
     rep.clamped[col.name] = int(((x < col.lower) | (x > col.upper)).sum())
-    np.clip(x, col.lower, col.upper, out=x)
+    out = np.maximum(x, col.lower)                       # a new array: the one copy of the column
+    np.minimum(out, col.upper, out=out)                  # (np.clip, NaN kept, at a third of its cost)
     if col.fill_value is not None:
-        x[miss] = float(col.fill_value)
-    return x
+        out[miss] = float(col.fill_value)
+    return out
 
 
 _NAT = np.iinfo(np.int64).min
@@ -208,7 +229,8 @@ def _encode_date(s: pd.Series, col: DateColumn, rep: PreparationReport) -> tuple
     hi = (np.datetime64(col.end, "D") - EPOCH).astype(np.int64)
     days[miss] = lo
     rep.clamped[col.name] = int(((days < lo) | (days > hi)).sum())
-    np.clip(days, lo, hi, out=days)
+    np.maximum(days, lo, out=days)
+    np.minimum(days, hi, out=days)
     return days, miss
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import mmap
 import os
 import tomllib
 
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import data.loaders as loaders
 from data.loaders import (DEFAULT_MAX_BYTES, DelimiterError, EmptyFileError, EncodingError, FileTooLargeError,
                           HeaderError, LoadError, LoadReport, MalformedCSVError, PathNotAllowedError,
                           UnreadableFileError, UnsupportedFormatError, load_table, load_table_with_report)
@@ -556,3 +558,56 @@ def test_one_patient_however_a_csv_writes_the_id():
         cohort = prepare(frame, schema)
         assert cohort.n_rows == kept and cohort.report.units_truncated == 1, frame["pid"].tolist()[:6]
         assert cohort.numbers["x"][0] == 1.0                       # the first row in file order is kept
+
+
+# A CSV path of MMAP_MIN_BYTES or more is memory-mapped (no copy of the file): every case gives the
+# same table or the same message as the file's bytes.
+_MAPPED_CASES = [
+    b"id,note,k\n" + b"1,a,2\n" * 50,                                    # fine
+    b"a;b;c\n1;2;3\n4;5;6\n",                                            # semicolon detected
+    b"\xef\xbb\xbfid,x\n1,2\n",                                          # UTF-8 BOM
+    b"id,note,k\n" + b"1,a,2\n" * 50 + b"5,x\n",                          # ragged line, line number
+    b"id,note,k\n" + b"1,a,2\n" * 50 + b"5,x,1,\n",                       # extra separator
+    b'id,note,k\n1,"a",2\n5,x,"open\n6,y,z\n',                           # unclosed quote
+    b'id,note,k\n1,"a",2\n5,"open\n6,y,z\n',                             # quote opened earlier
+    b"id,note\n1,caf\xe9\n",                                             # not UTF-8: byte offset, line
+    b"id,a,a\n1,2,3\n",                                                  # duplicate header
+    b"id,,x\n1,2,3\n",                                                   # empty header
+    b"id,x\n",                                                           # header, no rows
+    b"  \n \n",                                                          # blank
+    b"id\x00,x\n1,2\n",                                                  # NUL
+    b"id,x\n0x10,1\n16,2\n",                                             # hex kept as text
+    b"a,b\n1,2\n3,4,5\n6,7\n",                                           # ragged in the middle
+    b'id,note\n1,"two\nlines"\n2,"say ""hi"""\n',                        # quoted line breaks
+]
+
+
+@pytest.mark.parametrize("content", _MAPPED_CASES)
+def test_a_memory_mapped_csv_reads_like_its_bytes(tmp_path, monkeypatch, content):
+    monkeypatch.setattr(loaders, "MMAP_MIN_BYTES", 1)
+    path = tmp_path / "m.csv"
+    path.write_bytes(content)
+    try:
+        want = load_table_with_report(content, filename="m.csv")
+    except LoadError as e:
+        with pytest.raises(type(e)) as got:
+            load_table_with_report(path)
+        assert str(got.value) == str(e)
+        return
+    frame, report = load_table_with_report(path)
+    pd.testing.assert_frame_equal(frame, want[0])
+    assert report.lines() == want[1].lines()
+
+
+def test_a_big_csv_path_is_memory_mapped_not_copied(tmp_path, monkeypatch):
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"id,x\n" + b"".join(b"%d,%d\n" % (i, i % 5) for i in range(200_000)))
+    assert path.stat().st_size >= loaders.MMAP_MIN_BYTES
+    seen = []
+    real = loaders._read_csv
+    monkeypatch.setattr(loaders, "_read_csv", lambda held, *a: (seen.append(type(held[0])), real(held, *a))[1])
+    assert len(load_table(path)) == 200_000
+    assert seen == [mmap.mmap]
+    monkeypatch.setattr(loaders, "MMAP_MIN_BYTES", path.stat().st_size + 1)
+    seen.clear()
+    assert len(load_table(path)) == 200_000 and seen == [bytes]
