@@ -95,7 +95,9 @@ with right:
                f"{raw['patients']:,} patients in {raw['rows']:,} rows"
                + (f" (the table as prepared for releases: at most {schema.max_rows_per_unit} rows per patient)."
                   if schema.max_rows_per_unit > 1 else "."))
-    c1, c2, c3, c4 = st.columns(4)
+    # two metrics a row: four in the right-hand column cut their labels ("Largest risk (gen…") at 1400x900
+    row1, row2 = st.columns(2), st.columns(2)
+    c1, c2, c3, c4 = *row1, *row2
     c1.metric("k (generalised)", f"{gen['k']:,}", help=f"Raw table: {raw['k']:,}. {A.DEFINITIONS['k']}")
     c2.metric("Largest risk (generalised)", f"{gen['max_risk']:.2g}",
               help=f"Raw table: {raw['max_risk']:.2g}. {A.DEFINITIONS['max_risk']}")

@@ -1,6 +1,10 @@
 """Radiology review: a ready report for an exam log with one total epsilon split across statistics."""
 from __future__ import annotations
 
+import html as _html
+import math
+
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import charts, report_export
@@ -34,13 +38,15 @@ try:
 except ValueError as e:
     st.error(f"Cannot split the report: {e}.")
     st.stop()
-rows = []
+rows, accuracy = [], []
 for it in items:
     p = preview(it.query, schema, it.epsilon(total), ctx.mechanism)
-    rows.append({"statistic": it.title, "share": f"{it.share:.0%}", "ε": round(p.epsilon, 4),
-                 "expected 95% accuracy": p.words})
-st.dataframe(rows, hide_index=True, width="stretch",
-             column_config={"expected 95% accuracy": st.column_config.TextColumn(width="large")})
+    rows.append({"statistic": it.title, "share": f"{it.share:.0%}", "ε": round(p.epsilon, 4)})
+    accuracy.append(f"- **{it.title}** (ε {p.epsilon:.3g}): {p.words}")
+# the accuracy sentences are long: a wrapped list beside a narrow table, never a cut-off table cell
+t1, t2 = st.columns([2, 3], gap="medium")
+t1.dataframe(rows, hide_index=True, width="stretch")
+t2.markdown("**Expected 95% accuracy**\n" + "\n".join(accuracy))
 state = ctx.budget()
 st.caption(f"The report is one release: ε {total:g} for all {len(items)} statistics, charged once (all or nothing). "
            f"You can still spend ε {state.remaining:.3g}. Per-department medians are one measurement: the "
@@ -79,21 +85,99 @@ else:
     st.success(f"Report released: ε {res['epsilon']:.3g} charged once for all its statistics; you can still "
                f"spend ε {res['remaining']:.3g}.")
 rels = {k: Release.from_dict(v) for k, v in res["releases"].items()}
+
+
+def changes_beyond_noise(lo, hi) -> int:
+    """How many consecutive months' 95% intervals do not overlap (post-processing of the release):
+    0 means every month-to-month change is within the noise."""
+    return sum(1 for i in range(1, len(lo)) if lo[i] > hi[i - 1] or hi[i] < lo[i - 1])
+
+
+def bound_estimates(rel, schema) -> list[int]:
+    """Values of a mean release that sit on a public bound of the column: the noisy sum fell at or
+    beyond it and the estimate was clamped there, so the release supports an interval, not a
+    value. Post-processing of the released values and the public bounds only."""
+    col = schema.column(rel.query["column"])
+    return [i for i, v in enumerate(rel.values)
+            if math.isfinite(v) and (v <= col.lower + 1e-9 or v >= col.upper - 1e-9)]
+
+
+def no_value_at_bound(fig: go.Figure, rel, schema, idx: list[int]) -> list[str]:
+    """Take the dot and number off values clamped to a public bound (their interval stays, in grey,
+    with 'not enough ... to estimate'); returns the labels changed. Values already shown as 'not
+    enough' (no dot) are left as they are."""
+    if not fig.data or not idx:
+        return []
+    main = fig.data[0]
+    x = list(main.x)
+    todo = [i for i in idx if i < len(x) and x[i] is not None and math.isfinite(float(x[i]))]
+    if not todo:
+        return []
+    col = schema.column(rel.query["column"])
+    unit = f" {col.unit}" if col.unit else ""
+    text, hover = list(main.text), list(main.hovertext)
+    arr, arrm = list(main.error_x.array), list(main.error_x.arrayminus)
+    nothing = f"not enough {schema.rows_word} to estimate"
+    labels = [str(v) for v in rel.labels]
+    for i in todo:
+        lo, hi = float(rel.ci_low[i]), float(rel.ci_high[i])
+        x[i], text[i], arr[i], arrm[i] = None, "", 0, 0
+        hover[i] = (f"<b>{_html.escape(labels[i])}</b><br>{nothing.capitalize()}: the estimate sits on the public "
+                    f"bound {col.lower if rel.values[i] <= col.lower + 1e-9 else col.upper:g}{unit} (clamped), so "
+                    f"the release gives only its 95% interval, {lo:.3g} to {hi:.3g}{unit}")
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[labels[i]] * 2, mode="lines+text", line=dict(color="#9a9a9a", width=2),
+                                 text=["", f"  {nothing} (95% interval {lo:.3g} to {hi:.3g}{unit})"],
+                                 textposition="middle right", textfont=dict(color="#6b6b6b"),
+                                 hovertext=[hover[i]] * 2, hovertemplate="%{hovertext}<extra></extra>",
+                                 showlegend=False, name=nothing))
+    main.update(x=x, text=text, hovertext=hover, error_x=dict(array=arr, arrayminus=arrm))
+    return [labels[i] for i in todo]
+
+
 figs = {}
+notes: dict[str, str] = {}
 if "volume" in rels:
     r = rels["volume"]
     months, mods = r.extra["rows"], r.extra["cols"]
-    series = {}
+    series, totals, flat, moving = {}, {}, [], []
     for j, m in enumerate(mods):
         if m in ("missing", "other"):
             continue
         idx = [i * len(mods) + j for i in range(len(months)) if months[i] != "missing"]
         series[m] = ([r.values[k] for k in idx], [r.ci_low[k] for k in idx], [r.ci_high[k] for k in idx])
-    figs["volume"] = charts.timeseries_figure([m for m in months if m != "missing"], series,
-                                              "Exams per month by modality", "exams",
-                                              clip_zero=True)
+        totals[m] = sum(r.values[k] for k in idx)                 # released (noisy) totals: post-processing
+        beyond = changes_beyond_noise(series[m][1], series[m][2])
+        (moving if beyond else flat).append(f"{m} ({beyond} of {len(idx) - 1})" if beyond else m)
+    by_size = sorted(series, key=lambda m: -totals[m])
+    chosen = st.multiselect("Modalities shown", by_size, default=by_size[:3], key="rad_modalities",
+                            help="The three with the most exams (by the released counts) by default: six lines "
+                                 "with their bands overlap into a tangle.")
+    figs["volume"] = charts.timeseries_figure([m for m in months if m != "missing"],
+                                              {m: series[m] for m in chosen or by_size[:1]},
+                                              "Exams per month by modality", "Exams per month",
+                                              x_title="Month of exam", clip_zero=True)
+    half = r.extra.get("halfwidth") or (r.ci_high[0] - r.values[0] if r.values else float("nan"))
+    if flat and not moving:
+        notes["volume"] = (f"**Every month-to-month change is within the noise** (each monthly count is ±"
+                           f"{math.ceil(half):,} {schema.rows_word}; each month's 95% interval overlaps the next "
+                           "for every modality): read these lines as flat, their ups and downs are noise, not trends.")
+    elif flat:
+        notes["volume"] = (f"Each monthly count is ±{math.ceil(half):,} {schema.rows_word}. Month-to-month changes "
+                           f"within the noise for {', '.join(flat)}: read those lines as flat. Changes beyond the "
+                           f"noise (consecutive months' intervals apart) for {', '.join(moving)}.")
+    else:
+        notes["volume"] = (f"Each monthly count is ±{math.ceil(half):,} {schema.rows_word}; changes beyond the noise "
+                           f"(consecutive months' intervals apart) for {', '.join(moving)}.")
 if "turnaround_mean" in rels:
-    figs["turnaround_mean"] = charts.release_figure(rels["turnaround_mean"], schema)
+    r = rels["turnaround_mean"]
+    figs["turnaround_mean"] = charts.release_figure(r, schema)
+    clamped = no_value_at_bound(figs["turnaround_mean"], r, schema, bound_estimates(r, schema))
+    if clamped:
+        col = schema.column(r.query["column"])
+        notes["turnaround_mean"] = (f"{', '.join(clamped).capitalize()}: not enough {schema.rows_word} to estimate a "
+                                    f"mean: the noisy mean fell outside the public range {col.lower:g}–{col.upper:g}"
+                                    f"{' ' + col.unit if col.unit else ''}, so the estimate sits on its bound; only "
+                                    "its 95% interval (grey) is shown.")
 if "turnaround_median" in rels:
     r = rels["turnaround_median"]
     shown = [i for i, lab in enumerate(r.labels) if lab not in ("missing", "other")]
@@ -114,6 +198,8 @@ if "contrast" in rels:
                                                   public_range=(0.0, 1.0), who=schema.rows_word, percent=True)
 for k, fig in figs.items():
     st.plotly_chart(fig, width="stretch", key=f"rad_{k}")
+    if k in notes:
+        (st.warning if k == "volume" and notes[k].startswith("**Every") else st.caption)(notes[k])
 
 lines = [{"statistic": it.title, "ε": f"{rels[it.key].epsilon:.3g}",
           "expected 95% accuracy": preview(it.query, schema, rels[it.key].epsilon, ctx.mechanism).words,
