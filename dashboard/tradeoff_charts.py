@@ -41,6 +41,20 @@ def _log_range(values: Sequence[np.ndarray]) -> tuple[float, float] | None:
     return lo / 2.5, hi * 1.6
 
 
+def _log_title(y_title: str) -> str:
+    """'95% error (patients), median over bars' -> '95% error (patients, log scale), median over bars'."""
+    if "(" in y_title and ")" in y_title:
+        i = y_title.index(")")
+        return y_title[:i] + ", log scale" + y_title[i:]
+    return y_title + " (log scale)"
+
+
+def has_zero(values) -> bool:
+    """Any error of exactly 0 among `values` (drawn as ▽ at the bottom of a log axis)."""
+    v = _finite(values)
+    return bool(np.any(np.isfinite(v) & (v <= 0)))
+
+
 def tradeoff_figure(epsilons: Sequence[float], analytic: Sequence[float] | None, empirical: Sequence[float] | None,
                     presets: Mapping[str, float] | None = None, y_title: str = "95% error", *,
                     title: str = "Accuracy against privacy budget", log_y: bool = False) -> go.Figure:
@@ -90,8 +104,8 @@ def tradeoff_figure(epsilons: Sequence[float], analytic: Sequence[float] | None,
         fig.add_annotation(x=math.log10(t), xref="x", y=0.99 - 0.08 * i, yref="paper", yanchor="top",
                            xanchor="left", xshift=3, showarrow=False, text=c._esc(name),
                            font=dict(size=c.FONT_SIZE - 2, color="#444444"), bgcolor="rgba(255,255,255,0.8)")
-    if rng:
-        y_title += ", log scale" + ("; ▽ at the bottom edge = 0" if zeros else "")
+    if rng:   # short enough for the vertical axis at 1400x900: the caption explains the triangles
+        y_title = _log_title(y_title) + ("; ▽ = 0" if zeros else "")
     c._layout(fig, title, "", "Privacy budget ε (log scale)", y_title, legend=True)
     fig.update_xaxes(type="log")
     if rng:
@@ -118,7 +132,8 @@ def _eps_list(xs: Sequence[float]) -> str:
 
 
 def tradeoff_caption(epsilons: Sequence[float], analytic: Sequence[float] | None, *, draws: int, basis: str,
-                     missing: str = "", presets: Mapping[str, float] | None = None, stat: str = "") -> str:
+                     missing: str = "", presets: Mapping[str, float] | None = None, stat: str = "",
+                     zeros: bool = False) -> str:
     """What the chart shows, true to what is drawn: the line is described only where it exists,
     and where it is missing the caption says at which epsilons and why."""
     eps = _finite(epsilons)
@@ -137,6 +152,8 @@ def tradeoff_caption(epsilons: Sequence[float], analytic: Sequence[float] | None
         " (the median over the bars)" if stat in ("histogram", "crosstab") else "")
     parts.append(f"Dots: 95th percentile of the error over {int(draws):,} simulated releases per ε on the true "
                  f"data{several}: OpenDP's own noise, nothing spent.")
+    if zeros:
+        parts.append("▽ at the bottom edge: an error of exactly 0, which has no place on the log axis.")
     if presets:
         parts.append("Dashed lines: the privacy levels offered in Explore ("
                      + ", ".join(str(k) for k, _ in sorted(presets.items(), key=lambda kv: kv[1])) + ").")

@@ -136,7 +136,7 @@ def quantile(name: str, column_label: str, ranks: float, lower: float, upper: fl
         return head + f"for a group of up to {too_small[-1]:,} {schema.rows_word}: {public}; rounded {grid}"
     text = head + "; ".join(parts)
     if too_small:
-        text += f" (a group of {too_small[-1]:,} or fewer: {public})"
+        text += f"; a group of {too_small[-1]:,} or fewer: {public}"
     unit_words = unit or "the column's unit"
     return text + (f"; in {unit_words}, as wide as the group's values between those percentiles (shown with the "
                    f"release); rounded {grid}")

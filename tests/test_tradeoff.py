@@ -63,7 +63,13 @@ def test_log_error_axis_keeps_the_preset_region_readable():
     empirical = np.where(eps >= 10, 0.0, 3.1 / eps)
     fig = tc.tradeoff_figure(eps, analytic, empirical, PRESETS, y_title="95% error (patients)", log_y=True)
     y = fig.layout.yaxis
-    assert y.type == "log" and y.title.text == "95% error (patients), log scale; ▽ at the bottom edge = 0"
+    assert y.type == "log" and y.title.text == "95% error (patients, log scale); ▽ = 0"
+    assert len(y.title.text) <= 60                            # fits the vertical axis at 1400x900
+    assert "▽ at the bottom edge: an error of exactly 0" in tc.tradeoff_caption(
+        eps, analytic, draws=20, basis="b", zeros=tc.has_zero(empirical))
+    assert tc._log_title("95% error (patients), median over bars") == \
+        "95% error (patients, log scale), median over bars"
+    assert tc._log_title("95% error") == "95% error (log scale)"
     lo, hi = y.range
     pos = np.r_[analytic, empirical[empirical > 0]]
     assert lo < math.log10(pos.min()) and math.log10(pos.max()) < hi
@@ -284,13 +290,13 @@ def test_page_as_owner(app_env, stat):
     assert cap.startswith("Line: expected 95% error from the release's public preview")
     assert all(k in cap for k in PRESETS) and "DP Creator" not in cap
     if stat == "quantile":
-        assert main["layout"]["yaxis"]["title"]["text"].startswith("95% error (years), log scale")   # age
+        assert main["layout"]["yaxis"]["title"]["text"].startswith("95% error (years, log scale)")   # age
         assert "stated in years on the true values" in cap
     if stat == "mean":
         size = figs[1]
         assert "relative to the true mean" in size["layout"]["yaxis"]["title"]["text"]
     if stat == "histogram":
-        assert main["layout"]["yaxis"]["title"]["text"].startswith("95% error (patients), median over bars, log scale")
+        assert main["layout"]["yaxis"]["title"]["text"].startswith("95% error (patients, log scale), median over bars")
     assert main["layout"]["yaxis"]["type"] == "log"
 
 

@@ -64,7 +64,8 @@ def test_quantile_words_in_percentiles_and_units():
                     "10,000: within about ±0.2 percentiles; in years, as wide as the group's values between those "
                     "percentiles (shown with the release); rounded to the public grid (step 1 years)")
     wide = words.quantile("median", "PSA", 80.0, 0, 100, "ng/mL", "to the public grid (step 1 ng/mL)", schema)
-    assert "(a group of 100 or fewer: anywhere in the public range 0–100 ng/mL)" in wide and wide.count("PSA") == 1
+    assert "; a group of 100 or fewer: anywhere in the public range 0–100 ng/mL;" in wide and wide.count("PSA") == 1
+    assert ") (" not in wide                                   # one parenthesis at a time
     assert words.quantile("median", "PSA", 1e4, 0, 100, "ng/mL", "", schema).startswith(
         "the median of PSA for a group of up to 10,000 patients: anywhere in the public range 0–100 ng/mL")
     upper = words.quantile("90% quantile", "PSA", 10.0, 0, 100, "ng/mL", "", schema, level=0.9)

@@ -44,8 +44,11 @@ for it in items:
     rows.append({"statistic": it.title, "share": f"{it.share:.0%}", "ε": round(p.epsilon, 4)})
     accuracy.append(f"- **{it.title}** (ε {p.epsilon:.3g}): {p.words}")
 # the accuracy sentences are long: a wrapped list beside a narrow table, never a cut-off table cell
-t1, t2 = st.columns([2, 3], gap="medium")
-t1.dataframe(rows, hide_index=True, width="stretch")
+t1, t2 = st.columns([5, 6], gap="medium")
+t1.dataframe(rows, hide_index=True, width="stretch",
+             column_config={"statistic": st.column_config.TextColumn(width="large"),
+                            "share": st.column_config.TextColumn(width="small"),
+                            "ε": st.column_config.NumberColumn(width="small")})
 t2.markdown("**Expected 95% accuracy**\n" + "\n".join(accuracy))
 state = ctx.budget()
 st.caption(f"The report is one release: ε {total:g} for all {len(items)} statistics, charged once (all or nothing). "
@@ -172,6 +175,10 @@ if "turnaround_mean" in rels:
     r = rels["turnaround_mean"]
     figs["turnaround_mean"] = charts.release_figure(r, schema)
     clamped = no_value_at_bound(figs["turnaround_mean"], r, schema, bound_estimates(r, schema))
+    main_x = list(figs["turnaround_mean"].data[0].x) if figs["turnaround_mean"].data else []
+    if main_x and all(v is None or not math.isfinite(float(v)) for v in main_x):
+        col = schema.column(r.query["column"])       # no value anywhere: the public range, not a sliver of it
+        figs["turnaround_mean"].update_xaxes(range=[col.lower, col.upper])
     if clamped:
         col = schema.column(r.query["column"])
         notes["turnaround_mean"] = (f"{', '.join(clamped).capitalize()}: not enough {schema.rows_word} to estimate a "

@@ -63,7 +63,8 @@ with right:
                                  title=f"Accuracy against privacy budget: {query.describe(schema)}", log_y=True)
         st.plotly_chart(fig, width="stretch", key="tr_chart")
         st.caption(tc.tradeoff_caption(eps, analytic, draws=res.draws, basis=res.basis, missing=res.missing,
-                                       presets=PRESETS, stat=query.stat)
+                                       presets=PRESETS, stat=query.stat,
+                                       zeros=tc.has_zero(analytic) or tc.has_zero([p.empirical for p in pts]))
                    + f" Computed in {saved['seconds']:.1f} s.")
         presets = list(PRESETS.values())
         eps_now = st.select_slider("ε for the cohort-size view", options=EPS, value=presets[len(presets) // 2],
