@@ -44,11 +44,11 @@ for it in items:
     rows.append({"statistic": it.title, "share": f"{it.share:.0%}", "ε": round(p.epsilon, 4)})
     accuracy.append(f"- **{it.title}** (ε {p.epsilon:.3g}): {p.words}")
 # the accuracy sentences are long: a wrapped list beside a narrow table, never a cut-off table cell
-t1, t2 = st.columns([5, 6], gap="medium")
-t1.dataframe(rows, hide_index=True, width="stretch",
-             column_config={"statistic": st.column_config.TextColumn(width="large"),
-                            "share": st.column_config.TextColumn(width="small"),
-                            "ε": st.column_config.NumberColumn(width="small")})
+t1, t2 = st.columns([1, 1], gap="medium")
+t1.dataframe(rows, hide_index=True, width="stretch",      # widths in pixels: fits half the page at 1400x900
+             column_config={"statistic": st.column_config.TextColumn(width=250),
+                            "share": st.column_config.TextColumn(width=55),
+                            "ε": st.column_config.NumberColumn(width=65)})
 t2.markdown("**Expected 95% accuracy**\n" + "\n".join(accuracy))
 state = ctx.budget()
 st.caption(f"The report is one release: ε {total:g} for all {len(items)} statistics, charged once (all or nothing). "
