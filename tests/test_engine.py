@@ -35,6 +35,7 @@ QUERIES = {
     "mean-where": MeanQuery(column="age", where=Where("site", "Site B")),
     "quantile": QuantileQuery(column="psa", q=0.5),
     "grouped-quantile": GroupedQuantileQuery(column="psa", by="risk_group", q=0.25),
+    "grouped-mean": GroupedMeanQuery(column="psa", by="risk_group", where=Where("site", "Site A")),
     "survival": SurvivalQuery(column="followup_months", endpoint="cancer_specific", by="risk_group"),
 }
 
@@ -58,6 +59,24 @@ def _row_transformation(plan, form):
     return [space >> dp.t.then_count_by_categories(categories=list(range(part.size)), null_category=False)]
 
 
+def _grouped_truth(plan, cohort):
+    """Per-group sums by OpenDP's split sum on each group's rounded values, counts by its
+    count_by_categories on the group codes."""
+    from privacy.measurements import _rows
+    from privacy.stats.mean import _quantised
+    q = plan.query
+    mask = _rows(cohort, q)
+    v = _quantised(cohort, q.column, mask, plan.extra["centre"], 1 / plan.extra["sum_unit"])
+    keep = ~np.isnan(cohort.numbers[q.column]) & (mask if mask is not None else True)
+    g = cohort.codes[q.by][keep]
+    s64 = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance()
+    split = s64 >> dp.t.then_clamp(bounds=(-H, H)) >> dp.t.make_bounded_int_split_sum(bounds=(-H, H), T=dp.i64)
+    G = len(plan.labels)
+    counts = (dp.vector_domain(dp.atom_domain(T=dp.i32)), dp.symmetric_distance()) >> \
+        dp.t.then_count_by_categories(categories=list(range(G)), null_category=False)
+    return [[split(v[g == j].copy()) for j in range(G)], counts(g.astype(np.int32))]
+
+
 @pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
 @pytest.mark.parametrize("name", list(QUERIES))
 def test_engine_aggregates_and_cost_equal_the_row_level_plan(prostate, name, mechanism):
@@ -68,7 +87,8 @@ def test_engine_aggregates_and_cost_equal_the_row_level_plan(prostate, name, mec
     for part in form.parts:                  # d_mid is the row transformation's map at d_in
         assert part.d_mid == plan.d_in * (H if part.name == "sum" else 1)
     got = numpy_aggregates(plan, prostate)
-    truth = [t(plan.make_input(prostate)) for t in _row_transformation(plan, form)]
+    truth = (_grouped_truth(plan, prostate) if form.kind == "grouped_sum_count"
+             else [t(plan.make_input(prostate)) for t in _row_transformation(plan, form)])
     for g, t in zip(got, truth):
         assert np.array_equal(np.asarray(g), np.asarray(t))
     raw = invoke(plan, prostate)
@@ -89,12 +109,32 @@ def test_several_rows_per_patient_cost_and_distance():
         invoke(plan, cohort)
 
 
-def test_grouped_mean_stays_on_the_row_level_path(prostate):
-    plan = build_plan(GroupedMeanQuery(column="psa", by="risk_group"), prostate.schema, 0.5)
-    with pytest.raises(EngineUnsupported):
-        aggregate_noise(plan)
-    out = plan.run(prostate)                # falls back to OpenDP's Polars measurement
-    assert len(out.values) == len(plan.labels)
+@pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
+def test_grouped_mean_parts_and_cost_from_opendp(prostate, mechanism):
+    """Per-group sums and counts: input distances from the row transformations' maps, and the
+    two parts' cost equals OpenDP's own composition of the same noises on one row-level input."""
+    q = GroupedMeanQuery(column="psa", by="risk_group")
+    plan = build_plan(q, prostate.schema, 0.5, mechanism)
+    form = aggregate_noise(plan)
+    G = len(plan.labels)
+    assert form.kind == "grouped_sum_count" and [p.size for p in form.parts] == [G, G]
+    assert [p.d_mid for p in form.parts] == [plan.d_in * H, plan.d_in]
+    (_, s_sum), (_, s_cnt) = plan.noise["sum"], plan.noise["count"]
+    space = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance()
+    noise = dp.m.then_laplace if mechanism == "laplace" else dp.m.then_gaussian
+    composed = dp.c.make_composition([
+        space >> dp.t.then_clamp(bounds=(-H, H)) >> dp.t.make_bounded_int_split_sum(bounds=(-H, H), T=dp.i64)
+        >> noise(scale=s_sum),
+        space >> dp.t.then_count() >> noise(scale=s_cnt)])
+    expected = plan.cost[0] if mechanism == "laplace" else plan.cost.rho
+    assert composed.map(plan.d_in) == pytest.approx(expected, rel=1e-9) == pytest.approx(form.cost, rel=1e-9)
+    if mechanism == "laplace":
+        assert plan.cost[0] <= 0.5
+    sums, counts = numpy_aggregates(plan, prostate)
+    x, g = prostate.numbers["psa"], prostate.codes["risk_group"]
+    assert np.array_equal(counts, np.bincount(g[~np.isnan(x)], minlength=G))
+    out = plan.run(prostate)
+    assert len(out.values) == G and len(out.extra["noisy_counts"]) == G
 
 
 def _flat(parts) -> np.ndarray:
@@ -129,11 +169,15 @@ def test_engine_noise_has_the_row_level_law(prostate, name, mechanism):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
-def test_engine_mean_noise_has_the_row_level_law(prostate, mechanism):
-    plan = build_plan(QUERIES["mean"], prostate.schema, 0.7, mechanism)
+@pytest.mark.parametrize("query", [QUERIES["mean"], GroupedMeanQuery(column="psa", by="risk_group")],
+                         ids=["mean", "grouped-mean"])
+def test_engine_mean_noise_has_the_row_level_law(prostate, mechanism, query):
+    plan = build_plan(query, prostate.schema, 0.7, mechanism)
+    per = len(plan.labels) if isinstance(query, GroupedMeanQuery) else 1
     (n_sum, s_sum), (n_cnt, s_cnt) = plan.noise["sum"], plan.noise["count"]
     for engine in (None, ROW_LEVEL):
-        err = _errors(plan, prostate, engine, 4000)
-        for col, (noise, scale) in zip(err.T, ((n_sum, s_sum), (n_cnt, s_cnt))):
-            ok, msg = variance_check(col, *moments(noise, scale))
+        err = _errors(plan, prostate, engine, math.ceil(4000 / per))
+        for part, (noise, scale) in zip((err[:, :per], err[:, per:]), ((n_sum, s_sum), (n_cnt, s_cnt))):
+            ok, msg = variance_check(part, *moments(noise, scale))
             assert ok, f"{engine or 'numpy'}: {msg}"
+            assert not variance_check(part, *moments(noise, 1.2 * scale))[0], "a 20%-wrong scale must fail"

@@ -246,10 +246,11 @@ def test_grouped_mean_noise_and_coverage(mechanism):
     codes, x = toy().codes["g"], toy().numbers["x"]
     groups = [i for i, t in enumerate(s.truth) if np.isfinite(t)]
     assert len(groups) == 3                               # the empty missing/other groups have no truth
+    unit = build_plan(GroupedMeanQuery(column="x", by="g"), toy().schema, EPS, mechanism).extra["sum_unit"]
     errs, hits, facts = [], [], []
     for g in groups:
         n_g = float(np.sum((codes == g) & ~np.isnan(x)))
-        var, k4, cov = _mean_facts(s, n_g, s.truth[g] - mid)
+        var, k4, cov = _mean_facts(s, n_g, s.truth[g] - mid, unit)
         errs.append(s.errors[:, g] / math.sqrt(var))      # standardise so groups can be pooled
         facts.append((k4 / var ** 2, cov))
         hits.append((s.ci_low[:, g] <= s.truth[g]) & (s.truth[g] <= s.ci_high[:, g]))

@@ -45,6 +45,8 @@ def numpy_aggregates(plan, cohort) -> list:
 
 def _numpy_aggregates(plan, cohort, form) -> list:
     x = plan.make_input(cohort)
+    if form.kind == "grouped_sum_count":      # the plan's input is its per-group aggregates already
+        return list(x)
     if form.kind == "sum_count":
         from privacy.stats.mean import SUM_RESOLUTION_STEPS as H
         v = np.clip(x, -H, H) if len(x) and (x.min() < -H or x.max() > H) else x

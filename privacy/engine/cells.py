@@ -24,8 +24,8 @@ import numpy as np
 
 from data.schema import CategoricalColumn, DateColumn, NumericColumn
 from privacy.engine.noise import EngineUnsupported
-from privacy.queries import (CountQuery, CrossTabQuery, GroupedQuantileQuery, HistogramQuery, MeanQuery,
-                             QuantileQuery)
+from privacy.queries import (CountQuery, CrossTabQuery, GroupedMeanQuery, GroupedQuantileQuery, HistogramQuery,
+                             MeanQuery, QuantileQuery)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ class CellSpec:
 
     kind "cells": counts of `cell` over rows where every `(expr, code)` in `where` holds and every
     `present` value is not missing, for cells 0..n-1 (`cell` None: one count).
-    kind "sum_count": the integer sum of `value` and the number of rows, same row filter."""
+    kind "sum_count": the integer sum of `value` and the number of rows, same row filter;
+    kind "grouped_sum_count": both per cell of `cell` (n cells)."""
 
     kind: str
     n: int
@@ -155,6 +156,12 @@ def cell_spec(plan) -> CellSpec:
         if isinstance(q, GroupedQuantileQuery):
             cell = Mixed(_category(schema, q.by), cell, len(cands) + 1)
         return CellSpec("cells", n_cells(plan), cell, where=where, present=(x,))
+    if isinstance(q, GroupedMeanQuery):
+        x = _numeric(schema, q.column)
+        from privacy.stats.mean import SUM_RESOLUTION_STEPS
+        mid, half = (x.lower + x.upper) / 2, (x.upper - x.lower) / 2
+        return CellSpec("grouped_sum_count", len(plan.labels), _category(schema, q.by),
+                        value=Rounded(x, mid, SUM_RESOLUTION_STEPS / half), where=where, present=(x,))
     if isinstance(q, MeanQuery):
         x = _numeric(schema, q.column)
         from privacy.stats.mean import SUM_RESOLUTION_STEPS

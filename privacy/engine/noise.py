@@ -37,12 +37,13 @@ class NoisyPart:
     size: int | None          # vector length (None: a scalar)
     measurement: Any          # OpenDP measurement on the aggregate
     d_mid: Any                # its input distance: the row transformation's map at d_in
+    T: str = "i32"            # integer type of a vector aggregate
 
     def release(self, aggregate):
-        """Noise the engine's aggregate (int32 vector or int64 scalar) through OpenDP."""
+        """Noise the engine's aggregate (integer vector or scalar) through OpenDP."""
         if self.size is None:
             return self.measurement(int(aggregate))
-        a = np.ascontiguousarray(aggregate, dtype=np.int32)
+        a = np.ascontiguousarray(aggregate, dtype=np.int32 if self.T == "i32" else np.int64)
         if a.shape != (self.size,):
             raise ValueError(f"the engine returned {a.shape} cells for a {self.size}-cell statistic")
         return self.measurement(a)
@@ -53,8 +54,9 @@ class AggregateNoise:
     """The aggregate-level form of one plan: what the engine computes and how OpenDP noises it.
 
     `kind` is "cells" (counts of public cells 0..size-1: count, histogram, crosstab, quantile and
-    survival cells) or "sum_count" (the mean: integer sum of the rounded centred values and the
-    number of non-missing values)."""
+    survival cells), "sum_count" (the mean: integer sum of the rounded centred values and the
+    number of non-missing values) or "grouped_sum_count" (the same per public group: two vectors,
+    built by the grouped mean's plan itself)."""
 
     kind: str
     parts: tuple[NoisyPart, ...]

@@ -121,11 +121,15 @@ def aggregate_statement(spec: CellSpec, table: sa.FromClause, unit: str, k: int,
                          ).select_from(b).where(*conds)
     if spec.cell is None:
         return sa.select(sa.func.count().label("n")).select_from(b).where(*conds)
+    extra = []
+    if spec.kind == "grouped_sum_count":
+        extra = [compile_expr(b, spec.value, dialect).label("v")]
     cols = [(sa.cast(b.c[e.column], sa.String) if isinstance(e, Category) else compile_expr(b, e, dialect)
              ).label(f"p{i}") for i, (e, _) in enumerate(_parts(spec.cell))]
-    cells = sa.select(*cols).select_from(b).where(*conds).subquery("cells")
+    cells = sa.select(*cols, *extra).select_from(b).where(*conds).subquery("cells")
     keys = [cells.c[f"p{i}"] for i in range(len(cols))]
-    return sa.select(*keys, sa.func.count().label("n")).group_by(*keys)
+    sums = [sa.func.coalesce(sa.func.sum(cells.c.v), 0).label("s")] if extra else []
+    return sa.select(*keys, *sums, sa.func.count().label("n")).group_by(*keys)
 
 
 def vector(rows, spec: CellSpec):
@@ -141,14 +145,18 @@ def vector(rows, spec: CellSpec):
     parts = _parts(spec.cell)
     lookups = [({c: i for i, c in enumerate(e.categories)}, len(e.categories)) if isinstance(e, Category) else None
                for e, _ in parts]
+    grouped = spec.kind == "grouped_sum_count"
     out = np.zeros(spec.n, dtype=np.int64)
+    sums = np.zeros(spec.n, dtype=np.int64)
     for row in rows:
         cell = 0
-        for (e, w), look, v in zip(parts, lookups, row[:-1]):
+        for (e, w), look, v in zip(parts, lookups, row[:len(parts)]):
             code = int(v) if look is None else (look[1] if v is None else look[0].get(v, look[1] + 1))
             cell += code * w
         out[cell] += int(row[-1])
-    return [out]
+        if grouped:
+            sums[cell] += int(row[-2])
+    return [sums, out] if grouped else [out]
 
 
 class SqlEngine:

@@ -6,8 +6,9 @@ Privacy facts:
 - Row-wise maps before the measurement (centring, rounding to the public grid, the public
   restriction filter, group codes) are 1-stable.
 - Mean: OpenDP's integer split sum and a count on one input, calibrated together; grouped mean:
-  one OpenDP Polars measurement (per-group count and sum over the public keys, parallel over
-  the groups). The cost is OpenDP's privacy map at d_in = max rows per patient.
+  per-group integer sums and counts computed by the engine, noised by OpenDP over the group
+  vectors at input distances read from the row-level transformations' maps (`_grouped_parts`).
+  The cost is OpenDP's privacy maps at d_in = max rows per patient.
 """
 from __future__ import annotations
 
@@ -151,85 +152,139 @@ def _mean_preview(a_s: float, a_c: float, col: NumericColumn, schema: Schema) ->
 
 
 # ------------------------------------------------------------------------------ grouped mean
-def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, delta) -> Plan:
-    """Per public category of `by`: noisy count and noisy centred sum in one Polars measurement.
+def _grouped_parts(G: int, d_in: int, mechanism: str):
+    """OpenDP noise builders over per-group aggregates, and the input distance of each, read from
+    the row-level transformation's own map at d_in:
+    - counts: `make_count_by_categories` over the G public group codes;
+    - sums: the clamped integer split sum (`make_bounded_int_split_sum`, map max(|L|, |U|) = H per
+      row). Each row falls in exactly one public group, so the L1 (and L2) change of the vector of
+      group sums is at most the change of one sum over the same rows: that map bounds it."""
+    H = SUM_RESOLUTION_STEPS
+    i64 = _int64_space()
+    MO = dp.L1Distance[dp.i32] if mechanism == "laplace" else dp.L2Distance[dp.i32]
+    d_cnt = dp.t.make_count_by_categories(*_int32_space(), categories=list(range(G)), null_category=False, MO=MO).map(d_in)
+    d_sum = (i64 >> dp.t.then_clamp(bounds=(-H, H)) >> dp.t.make_bounded_int_split_sum(bounds=(-H, H), T=dp.i64)).map(d_in)
 
-    Public keys (all categories plus missing/other) are joined in, so the key set is public.
+    def noise(T, scale: float):
+        dom = dp.vector_domain(dp.atom_domain(T=T), size=G)
+        if mechanism == "laplace":
+            return dp.m.make_laplace(dom, dp.l1_distance(T=T), scale=scale)
+        return dp.m.make_gaussian(dom, dp.l2_distance(T=T), scale=scale)
+
+    return (lambda sc: noise(dp.i64, sc), d_sum), (lambda sc: noise(dp.i64, sc), d_cnt)
+
+
+def _int32_space():
+    return dp.vector_domain(dp.atom_domain(T=dp.i32)), dp.symmetric_distance()
+
+
+def _calibrate_parts(parts, epsilon: float, mechanism: str, delta: float):
+    """Scales so that the parts, half the budget each, cost `epsilon` in total by OpenDP's maps at
+    each part's input distance. The parts read different aggregates of one table, so they compose
+    sequentially: epsilons add (pure DP) or rhos add (zCDP, converted to (epsilon, delta) by
+    OpenDP). Returns (scales, Cost)."""
+    from privacy.accounting import pure_to_rho, rho_to_epsilon
+    from privacy.calibrate import Cost, rho_for
+    unit = [b(1.0).map(d) for b, d in parts]
+    if mechanism == "laplace":
+        scales = [u / (epsilon / 2) for u in unit]
+    else:
+        rho = rho_for(epsilon, delta)
+        scales = [math.sqrt(u / (rho / 2)) for u in unit]
+    for i in range(60):
+        total = math.fsum(b(sc).map(d) for (b, d), sc in zip(parts, scales))
+        if mechanism == "laplace" and total <= epsilon:
+            return scales, Cost(total, 0.0, pure_to_rho(total), None)
+        if mechanism == "gaussian" and total <= rho:
+            return scales, Cost(rho_to_epsilon(total, delta), delta, total, None)
+        scales = [sc * (1 + 1e-9 * 4 ** i) for sc in scales]
+    raise RuntimeError("could not calibrate the grouped mean's noise scales")
+
+
+def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, delta) -> Plan:
+    """Per public category of `by`: the noisy integer sum of the values rounded to the public grid
+    (as the mean) and the noisy count, two OpenDP noise measurements over the per-group aggregates.
+
+    Public: the group column's categories plus missing / other (all keys, so the key set is public),
+    the bounds, mid-range and grid. An engine computes the aggregates (`make_input`: NumPy bincount
+    in memory, a GROUP BY in a database); the input distance of each noise is the row-level
+    transformation's map (see `_grouped_parts`). Interval per group: the mean's joint (sum, count)
+    interval (Laplace) or its boxes (Gaussian), plus half a grid step.
     """
-    import polars as pl
+    from privacy.engine.noise import AggregateNoise, NoisyPart
+    from privacy.mean_interval import mean_interval, typical_halfwidth
 
     col, by = schema.column(q.column), schema.column(q.by)
     d_in = schema.max_rows_per_unit
-    mid = (col.lower + col.upper) / 2
-    half = (col.upper - col.lower) / 2
     labels = list(by.bucket_labels)
-    keys = pl.LazyFrame({"g": list(range(len(labels)))}, schema={"g": pl.Int32})
-    measure = dp.max_divergence() if mechanism == "laplace" else dp.zero_concentrated_divergence()
-    domain = dp.lazyframe_domain([dp.series_domain("g", dp.atom_domain(T=dp.i32)),
-                                  dp.series_domain("x", dp.atom_domain(T=dp.f64, nan=False))])
-    domain = dp.with_margin(domain, dp.polars.Margin(by=[], max_length=schema.max_rows))
-    domain = dp.with_margin(domain, dp.polars.Margin(by=[pl.col("g")], max_length=schema.max_rows))
-    plan_lf = (pl.LazyFrame(schema={"g": pl.Int32, "x": pl.Float64}).group_by("g")
-               .agg(dp.len(signed=True).alias("n"), pl.col("x").dp.sum((-half, half)).alias("s"))
-               .join(keys, on="g", how="right"))
+    G = len(labels)
+    mid, factor, _, _ = _mean_parts(col, schema, mechanism)
+    H = float(SUM_RESOLUTION_STEPS)
+    (b_sum, d_sum), (b_cnt, d_cnt) = _grouped_parts(G, d_in, mechanism)
+    (s_sum, s_cnt), cost = _calibrate_parts([(b_sum, d_sum), (b_cnt, d_cnt)], epsilon, mechanism, delta)
+    m_sum, m_cnt = b_sum(s_sum), b_cnt(s_cnt)
+    n_sum = n_cnt = _noise_of(mechanism, True)
+    lower, upper = col.lower - mid, col.upper - mid
 
-    def build(scale: float):
-        return dp.m.make_private_lazyframe(domain, dp.symmetric_distance(), measure, plan_lf, global_scale=scale)
-
-    m, (gscale,), cost = calibrate([build], [1.0], d_in, epsilon, mechanism, delta)
-    summary = dp.summarize_polars_measurement(m if mechanism == "laplace" else build(gscale), 0.05)
-    rows = {r["column"]: r for r in summary.iter_rows(named=True)}
-    s_cnt, s_sum = float(rows["n"]["scale"]), float(rows["s"]["scale"])
-    n_cnt = _noise_of(mechanism, True)
-    n_sum = _noise_of(mechanism, rows["s"]["distribution"].startswith("Integer"))
-
-    def groups_and_values(cohort):
-        """Group codes and centred values of the non-missing rows (restricted by `where`)."""
+    def aggregates(cohort):
+        """[integer sum per group, count per group] of the non-missing values (restricted by `where`)."""
+        v = _quantised(cohort, q.column, _rows(cohort, q), mid, factor)
         x = cohort.numbers[q.column]
         keep = ~np.isnan(x)
         mask = _rows(cohort, q)
         if mask is not None:
             keep &= mask
-        return cohort.codes[q.by][keep], x[keep] - mid
+        g = cohort.codes[q.by][keep]
+        sums = np.bincount(g, weights=v, minlength=G)          # integers below 2^53: exact in float64
+        return [np.rint(sums).astype(np.int64), np.bincount(g, minlength=G).astype(np.int64)]
 
-    def make_input(cohort):
-        g, v = groups_and_values(cohort)
-        return pl.LazyFrame({"g": g, "x": v})
-
-    joint = mechanism == "laplace" and n_sum == "laplace" and n_cnt == "discrete laplace"
+    def measure(agg):
+        return [m_sum(np.ascontiguousarray(agg[0], dtype=np.int64)), m_cnt(np.ascontiguousarray(agg[1], dtype=np.int64))]
 
     def finish(raw, alpha):
-        from privacy.mean_interval import mean_interval
-        df = raw.collect().sort("g")
         vals, lo, hi, counts = [], [], [], []
         a_s, a_c = accuracy(s_sum, alpha / 2, n_sum), accuracy(s_cnt, alpha / 2, n_cnt)
-        for n, s in zip(df["n"].to_list(), df["s"].to_list()):
-            n, s = float(n or 0), float(s or 0.0)
-            if joint:   # per group, the joint (sum, count) interval: >= 1-alpha for each group
-                est, l, h = mean_interval(s, n, half, s_sum, s_cnt, alpha, continuous=True)
+        for s, n in zip(np.asarray(raw[0], dtype=float), np.asarray(raw[1], dtype=float)):
+            if mechanism == "laplace":
+                est, l, h = mean_interval(s, n, H, s_sum, s_cnt, alpha)
             else:
-                est, l, h = ratio_interval(s, n, a_s, a_c, -half, half)
-            vals.append(est + mid); lo.append(l + mid); hi.append(h + mid); counts.append(n)
-        return Outcome(vals, lo, hi, {"noisy_counts": counts, "count_halfwidth": a_c, "sum_halfwidth": a_s,
-                                      "interval": "joint test-inversion interval for (sum, count) per group" if joint
-                                      else "sum and count boxes at alpha/2 each (Bonferroni)"})
+                est, l, h = ratio_interval(s, n, a_s, a_c, -H, H)
+            vals.append(est / factor + mid)
+            lo.append(max(lower, (l - 0.5) / factor) + mid)
+            hi.append(min(upper, (h + 0.5) / factor) + mid)
+            counts.append(n)
+        return Outcome(vals, lo, hi, {"noisy_counts": counts, "count_halfwidth": a_c, "sum_halfwidth": a_s / factor,
+                                      "interval": "joint test-inversion interval for (sum, count) per group"
+                                      if mechanism == "laplace" else "sum and count boxes at alpha/2 each (Bonferroni)"})
 
     def truth(cohort):
-        g, v = groups_and_values(cohort)
-        n = np.bincount(g, minlength=len(labels)).astype(float)
-        s = np.bincount(g, weights=v, minlength=len(labels))
+        x = cohort.numbers[q.column]
+        keep = ~np.isnan(x)
+        mask = _rows(cohort, q)
+        if mask is not None:
+            keep &= mask
+        g = cohort.codes[q.by][keep]
+        n = np.bincount(g, minlength=G).astype(float)
+        s = np.bincount(g, weights=x[keep] - mid, minlength=G)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (s / n + mid).tolist()
 
     def preview(alpha):
-        a_s, a_c = accuracy(s_sum, alpha / 2, n_sum), accuracy(s_cnt, alpha / 2, n_cnt)
+        if mechanism == "laplace":
+            a_s, a_c = typical_halfwidth(1.0, H, s_sum, s_cnt, alpha) / factor, 0.0
+        else:
+            a_s, a_c = accuracy(s_sum, alpha / 2, n_sum) / factor, accuracy(s_cnt, alpha / 2, n_cnt)
         p = _mean_preview(a_s, a_c, col, schema)
         p["words"] = "in each group, " + p["words"]
         return p
 
-    return Plan(q, schema, epsilon, mechanism, delta, m, d_in, cost, labels,
-                {"sum": (n_sum, s_sum), "count": (n_cnt, s_cnt)}, make_input, finish, truth, preview,
-                {"centre": mid})
+    plan = Plan(q, schema, epsilon, mechanism, delta, measure, d_in, cost, labels,
+                {"sum": (n_sum, s_sum), "count": (n_cnt, s_cnt)}, aggregates, finish, truth, preview,
+                {"centre": mid, "sum_unit": 1 / factor})
+    total = math.fsum(m.map(d) for m, d in ((m_sum, d_sum), (m_cnt, d_cnt)))
+    plan._aggregate_noise = AggregateNoise("grouped_sum_count", (NoisyPart("sum", G, m_sum, d_sum, "i64"),
+                                                                 NoisyPart("count", G, m_cnt, d_cnt, "i64")), total)
+    return plan
 
 
 register(MeanQuery, _mean_plan)
