@@ -111,22 +111,33 @@ def _source(args) -> tuple[str, Any]:
         raise UsageError("give either --cohort NAME or --data FILE --schema FILE, not both")
     if args.cohort:
         return "cohort", args.cohort
+    if args.schema and not args.data and _has_storage(args.schema):
+        if args.rows is not None or args.seed is not None:
+            raise UsageError("--rows and --seed apply only to --cohort")
+        return "storage", args.schema           # the schema's [storage] says where the rows live
     if args.data or args.schema:
         if not (args.data and args.schema):
             raise UsageError("--data FILE and --schema FILE go together (the schema is the data owner's "
-                             "public TOML description of the table)")
+                             "public TOML description of the table), or --schema FILE alone when the "
+                             "schema has a [storage] table (Parquet files, a DuckDB file, PostgreSQL)")
         if args.rows is not None or args.seed is not None:
             raise UsageError("--rows and --seed apply only to --cohort")
         return "file", (args.data, args.schema)
     raise UsageError("say which data: --cohort NAME (for example prostate) or --data FILE --schema FILE")
 
 
+def _has_storage(path: str) -> bool:
+    """Whether the schema file declares where its rows live (a [storage] table of another kind than memory)."""
+    from data.schema import load_schema
+    return dict(load_schema(path).storage).get("kind", "memory") != "memory"
+
+
 def _schema(args):
     """The public schema, without reading the private table when possible."""
     kind, src = _source(args)
-    if kind == "file":
+    if kind in ("file", "storage"):
         from data.schema import load_schema
-        return load_schema(src[1])
+        return load_schema(src[1] if kind == "file" else src)
     import data.cohorts as cohorts
     if hasattr(cohorts, "cohort_schema"):
         return _variant(cohorts.cohort_schema(src), args)
@@ -147,6 +158,9 @@ def _prepared(args, schema):
     """Read and encode the private table (after every public check has passed)."""
     from data.prepare import prepare
     kind, src = _source(args)
+    if kind == "storage":       # aggregated where the rows live; database URLs from secrets (environment)
+        from privacy.engine.sources import open_cohort
+        return open_cohort(schema)
     if kind == "cohort":
         from data.cohorts import load_cohort
         frame, schema = load_cohort(src, rows=args.rows, seed=args.seed)
@@ -300,6 +314,9 @@ def cmd_simulate(args) -> int:
     from privacy.simulate import MAX_DRAWS
     if not 1 <= args.draws <= MAX_DRAWS:
         raise UsageError(f"--draws must be between 1 and {MAX_DRAWS:,}, got {args.draws}")
+    if _source(args)[0] == "storage":
+        raise UsageError("simulation compares with the true values, which needs the rows in memory: "
+                         "export the table and use --data FILE --schema FILE")
     cohort = _prepared(args, schema)
     from privacy.simulate import simulate
 
@@ -522,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--rows", type=int, help="rows of a synthetic cohort (default: its own)")
         g.add_argument("--seed", type=int, help="seed of a synthetic cohort (default: its own)")
         g.add_argument("--data", metavar="FILE", help="table file (.csv, .parquet, .xlsx)")
-        g.add_argument("--schema", metavar="FILE", help="the table's public schema (TOML)")
+        g.add_argument("--schema", metavar="FILE", help="the table's public schema (TOML); alone if it has a [storage] table")
         g.add_argument("--max-file-mb", metavar="MB", type=_megabytes,
                        help="refuse a --data file larger than MB megabytes (default: no limit)")
 
@@ -621,6 +638,8 @@ def _exit_code(e: BaseException) -> tuple[int, str]:
         return 2, msg
     if "ReleaseError" in names:
         return 1, msg
+    if "SourceError" in names:
+        return 2, msg
     if "LedgerError" in names:
         return 1, f"ledger error: {msg}"
     if "CohortUnavailableError" in names:

@@ -261,3 +261,32 @@ def test_bound_is_verified_per_snapshot_of_the_files(tmp_path):
     os.utime(path, ns=(1, 1))                # a new snapshot even within the clock's resolution
     assert list(eng.engine.aggregates(plan, aggregate_noise(plan))[0]) == [31, 0, 0, 0]
     assert "row_number" in eng.engine.statement_sql(plan)
+
+
+def test_cli_releases_from_a_schema_with_storage(prostate, tmp_path, capsys):
+    """`python -m privacy release --schema S.toml` where S has [storage]: the release runs in DuckDB."""
+    from privacy.cli import main
+    frame, schema, _ = prostate
+    frame.to_parquet(tmp_path / "p.parquet")
+    toml = tmp_path / "s.toml"
+    toml.write_text('[dataset]\nid = "pq"\nprivacy_unit = "pid"\nmax_rows_per_unit = 1\nmax_rows = 1000000\n'
+                    '[columns.pid]\nkind = "id"\n[columns.gleason_score]\nkind = "categorical"\n'
+                    'categories = ["6", "7", "8", "9", "10"]\n'
+                    f'[storage]\nkind = "parquet"\npath = "{tmp_path / "p.parquet"}"\n')
+    frame.rename(columns={"patient_id": "pid"})[["pid", "gleason_score"]].to_parquet(tmp_path / "p.parquet")
+    led = tmp_path / "l.sqlite"
+    rc = main(["release", "--schema", str(toml), "--stat", "histogram", "--column", "gleason_score",
+               "--epsilon", "0.5", "--analyst", "ann", "--ledger", str(led), "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    import json
+    rel = json.loads(out.out)
+    assert rel["dataset_id"] == "pq" and len(rel["values"]) == 7 and rel["spent"] == pytest.approx(0.5)
+    rc = main(["simulate", "--schema", str(toml), "--stat", "histogram", "--column", "gleason_score",
+               "--epsilon", "0.5"])
+    assert rc == 2 and "needs the rows in memory" in capsys.readouterr().err
+    (tmp_path / "p.parquet").unlink()                    # files gone: a clear message, nothing charged
+    rc = main(["release", "--schema", str(toml), "--stat", "count", "--epsilon", "0.5", "--analyst", "ann",
+               "--ledger", str(led)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "could not be read; nothing was spent" in err
