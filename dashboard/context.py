@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from dashboard.auth import Identity, current_identity
-from data.prepare import PreparedCohort
-from data.schema import Schema
-from privacy.ledger import BudgetLedger
+
+if TYPE_CHECKING:                 # annotations only: this module imports neither pandas nor SQLite code
+    from data.prepare import PreparedCohort
+    from data.schema import Schema
+    from privacy.ledger import BudgetLedger
 
 
 @dataclass
