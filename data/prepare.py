@@ -158,9 +158,8 @@ def _encode_categorical(s: pd.Series, col: CategoricalColumn, rep: PreparationRe
             labels = list(pd.Series(uniques).astype("string").to_numpy(dtype=object, na_value=None))
     table = np.array([lookup.get(v, k + 1) for v in labels] + [k], dtype=np.int32)   # -1 -> last entry
     codes = table[raw]
-    counts = np.bincount(codes, minlength=k + 2)
-    rep.missing[col.name] = int(counts[k])
-    rep.other[col.name] = int(counts[k + 1])
+    rep.missing[col.name] = int(np.count_nonzero(codes == k))
+    rep.other[col.name] = int(np.count_nonzero(codes == k + 1))
     return codes
 
 
@@ -179,10 +178,9 @@ def _encode_numeric(s: pd.Series, col: NumericColumn, rep: PreparationReport) ->
         x = np.where(inf, np.nan, x)
     rep.coerced[col.name] = coerced_n
     miss = np.isnan(x)
-    rep.missing[col.name] = int(miss.sum())
-    rep.clamped[col.name] = int(((x < col.lower) | (x > col.upper)).sum())
-    out = np.maximum(x, col.lower)                       # a new array: the one copy of the column
-    np.minimum(out, col.upper, out=out)                  # (np.clip, NaN kept, at a third of its cost)
+    rep.missing[col.name] = int(np.count_nonzero(miss))
+    rep.clamped[col.name] = int(np.count_nonzero(x < col.lower) + np.count_nonzero(x > col.upper))
+    out = np.clip(x, col.lower, col.upper)               # a new array: the one copy of the column
     if col.fill_value is not None:
         out[miss] = float(col.fill_value)
     return out
@@ -229,8 +227,7 @@ def _encode_date(s: pd.Series, col: DateColumn, rep: PreparationReport) -> tuple
     hi = (np.datetime64(col.end, "D") - EPOCH).astype(np.int64)
     days[miss] = lo
     rep.clamped[col.name] = int(((days < lo) | (days > hi)).sum())
-    np.maximum(days, lo, out=days)
-    np.minimum(days, hi, out=days)
+    np.clip(days, lo, hi, out=days)
     return days, miss
 
 
