@@ -28,10 +28,10 @@ install: $(STAMP)
 
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi dejavu \
-	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  echo "installing Debian chromium + fonts (browser tests) and postgresql (engine tests start their own server)"; \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then \
+	  echo "installing Debian chromium + fonts (browser tests), postgresql (engine tests start their own server) and a Java runtime (Spark)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fontconfig postgresql; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fontconfig postgresql default-jre-headless; \
 	fi
 
 run: install

@@ -1,5 +1,5 @@
 """Open a cohort whose rows live outside memory: Parquet files (DuckDB, embedded), a DuckDB
-database file, a PostgreSQL table. The schema's [storage] table names where (`data.sources`).
+database file, a PostgreSQL table, a Spark table or path. The schema's [storage] table names where (`data.sources`).
 
 Privacy facts: only public-cell aggregates leave the engine (`privacy.engine.sql`); credentials
 come from a secret named in the schema (`url_secret`), never from the schema file; an engine
@@ -73,6 +73,9 @@ def open_cohort(schema: Schema, secrets: Mapping[str, str] | None = None, check:
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         table = sa.table(src.table, *[sa.column(n) for n in names], schema=src.namespace or None)
         engine = SqlEngine(url, table, unit, k, "postgresql", "database", connect_args={"connect_timeout": 5})
+    elif src.kind == "spark":
+        from privacy.engine.spark import SparkEngine
+        engine = SparkEngine(table=src.table, path=src.path, unit=unit, k=k)
     else:
         raise SourceError(f"the cohort's storage kind {src.kind!r} has no engine here; nothing was spent")
     if check:
