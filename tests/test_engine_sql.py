@@ -290,3 +290,24 @@ def test_cli_releases_from_a_schema_with_storage(prostate, tmp_path, capsys):
                "--ledger", str(led)])
     err = capsys.readouterr().err
     assert rc == 2 and "could not be read; nothing was spent" in err
+
+
+@needs_pg
+def test_postgresql_skips_the_window_only_for_a_unique_not_null_patient_id(prostate, pg):
+    frame, schema, mem = prostate
+    eng = sa.create_engine(pg.url)
+    frame.to_sql("with_pk", eng, index=False, if_exists="replace")
+    frame.to_sql("without_pk", eng, index=False, if_exists="replace")
+    with eng.begin() as c:
+        c.exec_driver_sql("ALTER TABLE with_pk ADD PRIMARY KEY (patient_id)")
+    eng.dispose()
+    for table, windowed in (("with_pk", False), ("without_pk", True)):
+        src = open_cohort(_with_storage(schema, kind="postgresql", table=table, url_secret="PG"),
+                          secrets={"PG": pg.url})
+        sent = []
+        sa.event.listen(src.engine.url_engine, "before_cursor_execute",
+                        lambda conn, cur, statement, *a: sent.append(statement))
+        plan = build_plan(HistogramQuery(column="gleason_score"), src.schema, 0.5)
+        _same_aggregates(plan, mem, src)
+        assert any("row_number" in q for q in sent) == windowed, table
+        src.engine.url_engine.dispose()

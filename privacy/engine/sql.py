@@ -8,8 +8,8 @@ Privacy facts:
   `row_number() OVER (PARTITION BY <patient id>)` keeps at most `max_rows_per_unit` rows per
   patient (rows without an id share one partition, so they count as one patient). The query
   then returns only per-cell counts, or one integer sum and count: no row leaves the database.
-- A live database checks, in the same REPEATABLE READ read-only transaction as the aggregate,
-  whether any patient has more than `max_rows_per_unit` rows, and uses the window only then.
+- A live database (PostgreSQL) keeps the window unless its catalog guarantees one row per patient
+  (the patient id column is NOT NULL with a unique one-column index, e.g. a primary key).
 - For immutable files (Parquet, a DuckDB file) the engine may instead verify once per snapshot
   (file names, sizes, modification times) that no patient has more than `max_rows_per_unit` rows;
   while that holds the window is a no-op and is skipped (same aggregates, 10-20x faster). The
@@ -201,6 +201,16 @@ class SqlEngine:
             self.table.c[self.unit]).subquery("per_unit")
         return sa.select(sa.func.coalesce(sa.func.max(per_unit.c.c), 0))
 
+    def _unique_unit(self, c) -> bool:
+        """PostgreSQL: is the patient id column NOT NULL with a unique one-column index (catalog only)?"""
+        if self.dialect != "postgresql" or self.k < 1:
+            return False
+        q = sa.text("SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                    "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(quote_ident(:ns) || '.' || "
+                    "quote_ident(:tbl)) AND i.indisunique AND i.indnatts = 1 AND a.attnotnull AND a.attname = :unit")
+        (n,), = c.execute(q, {"ns": self.table.schema or "public", "tbl": self.table.name, "unit": self.unit}).fetchall()
+        return int(n) > 0
+
     def _bound_holds(self) -> tuple[object, bool]:
         """(snapshot, whether no patient has more than k rows in it); (None, False) without one."""
         snap = self.snapshot() if self.snapshot else None
@@ -217,15 +227,14 @@ class SqlEngine:
             return aggregate_statement(spec, self.table, self.unit, self.k, self.dialect, window=window)
 
         if self.snapshot is None:
-            # A live database: check the bound and aggregate in one REPEATABLE READ, read-only
-            # transaction (one snapshot), with the window only if some patient has more than k rows.
+            # A live database: one REPEATABLE READ, read-only transaction; the window is left out only
+            # where the catalog guarantees one row per patient (a unique, NOT NULL patient id) and k >= 1.
             def read(c):
                 c = c.execution_options(isolation_level="REPEATABLE READ")
                 with c.begin():
                     if self.dialect == "postgresql":
                         c.exec_driver_sql("SET TRANSACTION READ ONLY")
-                    (most,), = c.execute(self._most_rows_per_unit()).fetchall()
-                    return c.execute(stmt(window=int(most) > self.k)).fetchall()
+                    return c.execute(stmt(window=not self._unique_unit(c))).fetchall()
             return vector(self._run(read), spec)
         snap, holds = self._bound_holds()
         rows = self._run(stmt(window=not holds))
