@@ -29,7 +29,7 @@ from privacy.release import release
 from tests.pg_server import PostgresServer, pg_bin
 from tests.test_engine import QUERIES
 
-PUSHED = [n for n in QUERIES if n != "survival"]
+PUSHED = list(QUERIES)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +80,17 @@ def test_release_from_parquet_charges_once_and_repeats_free(prostate, parquet_co
     ledger.close()
 
 
-def test_survival_is_refused_before_any_charge(parquet_cohort, tmp_path):
-    ledger = BudgetLedger(tmp_path / "l.sqlite")
-    with pytest.raises(Exception) as e:
-        release(QUERIES["survival"], parquet_cohort, 0.5, ledger, "ana")
-    assert "nothing was spent" in str(e.value)
-    assert ledger.state(parquet_cohort.schema.dataset_id, "ana").spent == 0
-    ledger.close()
+def test_colon_survival_with_two_rows_per_patient_matches_memory(tmp_path):
+    """colon: two rows per patient (recurrence and death), the death endpoint restricted by `where`."""
+    from data.cohorts import load_cohort
+    frame, schema = load_cohort("colon")
+    frame.to_parquet(tmp_path / "colon.parquet")
+    src = open_cohort(_with_storage(schema, kind="parquet", path=tmp_path / "colon.parquet"))
+    mem = prepare(frame, schema)
+    for e in schema.survival:
+        for by in (None, "rx"):
+            q = QUERIES["survival"].__class__(column=e.time, endpoint=e.name, by=by)
+            _same_aggregates(build_plan(q, schema, 0.5), mem, src)
 
 
 # --------------------------------------------------------------------- per-patient bound in SQL

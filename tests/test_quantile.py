@@ -228,7 +228,8 @@ def test_preview_is_data_free_in_ranks_and_worded_in_percentiles():
     p = preview(QuantileQuery(column="x"), sch, 1.0)
     assert p.epsilon == pytest.approx(1.0) and p.delta == 0.0
     assert p.detail["unit"] == "ranks" and p.halfwidth == pytest.approx(p.detail["rank_threshold"] + 1)
-    assert "rank" not in p.words and "for 1,000: within about ±2 percentiles (±0.2 ng/mL)" in p.words, p.words
+    assert "rank" not in p.words and "for 1,000: within about ±2 percentiles" in p.words, p.words
+    assert "spread evenly" not in p.words and "in ng/mL, as wide as the group's values between" in p.words
     lo, hi = p.detail["level_range_by_n"][1000]
     assert lo < 0.5 < hi
     assert preview(QuantileQuery(column="x"), sch, 2.0).halfwidth < p.halfwidth

@@ -25,7 +25,7 @@ import numpy as np
 from data.schema import CategoricalColumn, DateColumn, NumericColumn
 from privacy.engine.noise import EngineUnsupported
 from privacy.queries import (CountQuery, CrossTabQuery, GroupedMeanQuery, GroupedQuantileQuery, HistogramQuery,
-                             MeanQuery, QuantileQuery)
+                             MeanQuery, QuantileQuery, SurvivalQuery)
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,25 @@ class Rounded:
 
 
 @dataclass(frozen=True)
+class SurvivalCell:
+    """Survival cell of a row: 2*bin + kind (kind 0 = event, 1 = censored) for a time within the
+    public follow-up, 2*nb (at risk throughout) past it or censored at its end; rows whose event
+    category is in neither list are filtered out by `kind_known` (as `privacy.stats.survival`)."""
+    t: Numeric
+    event: Category
+    events: tuple[int, ...]        # public category codes that are events
+    censored: tuple[int, ...]      # ... and that are censored
+    edges: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Mixed:
     a: "Expr"
     b: "Expr"
     nb: int
 
 
-Expr = Union[Category, Bins, DateBins, Above, Mixed, Rounded]
+Expr = Union[Category, Bins, DateBins, Above, Mixed, Rounded, SurvivalCell]
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,7 @@ class CellSpec:
     value: Rounded | None = None
     where: tuple[tuple[Category, int], ...] = ()
     present: tuple[Numeric, ...] = ()
+    kind_known: SurvivalCell | None = None      # survival: keep rows whose event kind is known
 
 
 def _category(schema, name: str) -> Category:
@@ -167,4 +180,19 @@ def cell_spec(plan) -> CellSpec:
         from privacy.stats.mean import SUM_RESOLUTION_STEPS
         mid, half = (x.lower + x.upper) / 2, (x.upper - x.lower) / 2
         return CellSpec("sum_count", 2, value=Rounded(x, mid, SUM_RESOLUTION_STEPS / half), where=where, present=(x,))
+    if isinstance(q, SurvivalQuery):
+        e = schema.endpoint(q.endpoint, q.column)
+        ev = schema.column(e.event)
+        labels = list(ev.bucket_labels)
+        edges = tuple(float(v) for v in (e.bin_edges or schema.column(e.time).bin_edges))
+        t = _numeric(schema, e.time)
+        cell_: Expr = SurvivalCell(t, _category(schema, e.event), tuple(labels.index(v) for v in e.events),
+                                   tuple(labels.index(v) for v in e.censored), edges)
+        if q.by:
+            cell_ = Mixed(_category(schema, q.by), cell_, 2 * (len(edges) - 1) + 1)
+        if e.where:
+            wc = schema.column(e.where[0])
+            where = where + ((_category(schema, e.where[0]), list(wc.bucket_labels).index(e.where[1])),)
+        return CellSpec("cells", n_cells(plan), cell_, where=where, present=(t,),
+                        kind_known=cell_ if isinstance(cell_, SurvivalCell) else cell_.b)
     raise EngineUnsupported(f"{type(q).__name__} is not yet pushed down to database engines")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from privacy.engine.cells import Above, Bins, Category, CellSpec, DateBins, Mixed, Numeric, Rounded
+from privacy.engine.cells import Above, Bins, Category, CellSpec, DateBins, Mixed, Numeric, Rounded, SurvivalCell
 from privacy.engine.sql import _parts, vector
 
 
@@ -77,10 +77,21 @@ def compile_expr(e):
         return _ladder(_num(e.x), e.candidates, strict=True)
     if isinstance(e, Mixed):
         return compile_expr(e.a) * F.lit(e.nb) + compile_expr(e.b)
+    if isinstance(e, SurvivalCell):
+        x, nb, end = _num(e.t), len(e.edges) - 1, F.lit(e.edges[-1])
+        kind = F.when(_kind_known(e, events_only=True), F.lit(0)).otherwise(F.lit(1))
+        return (F.when(x > end, F.lit(2 * nb)).when((x >= end) & (kind == 1), F.lit(2 * nb))
+                .otherwise(_ladder(x, e.edges[1:nb], strict=False) * F.lit(2) + kind))
     if isinstance(e, Rounded):
         v = (_num(e.x) - F.lit(e.mid)) * F.lit(e.factor)
         return F.bround(v, 0).cast("long")                     # half to even, as numpy.rint
     raise TypeError(f"unknown cell expression {type(e).__name__}")
+
+
+def _kind_known(e: SurvivalCell, events_only: bool = False):
+    from functools import reduce
+    codes = e.events if events_only else e.events + e.censored
+    return reduce(lambda a, b: a | b, [_category_is(e.event, c) for c in codes])
 
 
 def _category_is(e: Category, code: int):
@@ -103,6 +114,8 @@ def aggregate_rows(df, spec: CellSpec, unit: str, k: int) -> list[tuple]:
         b = b.where(_category_is(e, code))
     for x in spec.present:
         b = b.where(_num(x).isNotNull())
+    if spec.kind_known is not None:
+        b = b.where(_kind_known(spec.kind_known))
     if spec.kind == "sum_count":
         r = b.agg(F.coalesce(F.sum(compile_expr(spec.value)), F.lit(0)).alias("s"), F.count(F.lit(1)).alias("n")).collect()
         return [(r[0]["s"], r[0]["n"])]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from privacy.engine.cells import Above, Bins, Category, CellSpec, DateBins, Mixed, Numeric, Rounded
+from privacy.engine.cells import Above, Bins, Category, CellSpec, DateBins, Mixed, Numeric, Rounded, SurvivalCell
 
 
 def _num(t, e: Numeric):
@@ -75,6 +75,11 @@ def compile_expr(t, e, dialect: str):
         return _ladder(_num(t, e.x), e.candidates, strict=True)
     if isinstance(e, Mixed):
         return compile_expr(t, e.a, dialect) * sa.literal(e.nb, sa.Integer) + compile_expr(t, e.b, dialect)
+    if isinstance(e, SurvivalCell):
+        x, nb, end = _num(t, e.t), len(e.edges) - 1, sa.literal(e.edges[-1], sa.Float)
+        kind = sa.case((survival_kind_known(t, e, events_only=True), 0), else_=1)
+        return sa.case((x > end, 2 * nb), (sa.and_(x >= end, kind == 1), 2 * nb),
+                       else_=_ladder(x, e.edges[1:nb], strict=False) * sa.literal(2, sa.Integer) + kind)
     if isinstance(e, Rounded):
         v = (_num(t, e.x) - sa.literal(e.mid, sa.Float)) * sa.literal(e.factor, sa.Float)
         rounded = {"duckdb": sa.func.round_even(v, 0), "postgresql": sa.func.round(v)}[dialect]   # half to even
@@ -93,6 +98,12 @@ def _parts(e, weight: int = 1) -> list[tuple[object, int]]:
     if isinstance(e, Mixed):
         return _parts(e.a, weight * e.nb) + _parts(e.b, weight)
     return [(e, weight)]
+
+
+def survival_kind_known(t, e: SurvivalCell, events_only: bool = False):
+    """Rows whose event category is an event (or, unless `events_only`, censored)."""
+    codes = e.events if events_only else e.events + e.censored
+    return sa.or_(*[_category_is(t, e.event, c) for c in codes])
 
 
 def _category_is(t, e: Category, code: int):
@@ -115,6 +126,8 @@ def aggregate_statement(spec: CellSpec, table: sa.FromClause, unit: str, k: int,
     conds = [b.c["_dp_row_in_unit"] <= sa.literal(int(k), sa.Integer)] if window else []
     conds += [_category_is(b, w, code) for w, code in spec.where]
     conds += [_num(b, x).is_not(None) for x in spec.present]
+    if spec.kind_known is not None:
+        conds.append(survival_kind_known(b, spec.kind_known))
     if spec.kind == "sum_count":
         v = compile_expr(b, spec.value, dialect)
         return sa.select(sa.func.coalesce(sa.func.sum(v), 0).label("s"), sa.func.count().label("n")
