@@ -1,4 +1,4 @@
-"""`python -m benchmarks.engines [--rows N] [--big] [--postgres]`: engines side by side (issue 13).
+"""`python -m benchmarks.engines [--rows N] [--big] [--postgres] [--spark]`: engines side by side (issue 13).
 
 1. At 10^6 rows (the prostate demo), interleaved rounds of the same release: ours end to end
    (`privacy.release.release`, ledger included, plan already built as the app's preview does),
@@ -9,7 +9,7 @@
    histogram and mean releases at 10^6 and 10^7 rows, 10^8 with --big, engine and OpenDP time
    split, peak RSS of this process.
 3. With --postgres: the same release from a throwaway PostgreSQL server (Debian package) at 10^6
-   rows, time split into engine and OpenDP.
+   rows, time split into engine and OpenDP; with --spark: the same from Spark in local mode.
 Informational: the exit status is 0 whatever the timings.
 """
 from __future__ import annotations
@@ -199,20 +199,41 @@ def on_postgres(rows: int, reps: int) -> None:
         server.stop()
 
 
+def on_spark(rows: int, reps: int) -> None:
+    from data.cohorts import load_cohort
+    from privacy.engine.sources import open_cohort
+    from privacy.queries import HistogramQuery, MeanQuery
+    d = parquet_dataset(rows)
+    _, schema = load_cohort("prostate", rows=1000)
+    t = time.perf_counter()
+    cohort = open_cohort(dataclasses.replace(schema, storage=(("kind", "spark"), ("path", str(d)))))
+    print(f"\nSpark local[2] over the same Parquet directory (session start and check {time.perf_counter() - t:.0f} s; "
+          "the window bounds every query)")
+    print(f"{'rows':<22}{'release':<11}{'first s':>9}{'total s':>9}{'engine s':>9}{'OpenDP ms':>10}{'RSS MB':>10}")
+    _engine_rounds(cohort, {"histogram": HistogramQuery(column="gleason_score"), "mean": MeanQuery(column="psa")},
+                   reps, f"{rows:,}")
+    cohort.engine.session().stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=10**6, help="rows for the in-memory and PostgreSQL rounds")
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--big", action="store_true", help="add 10^8 rows on Parquet (writes about 1.4 GB once)")
     p.add_argument("--postgres", action="store_true", help="also time a PostgreSQL server (Debian package)")
+    p.add_argument("--spark", action="store_true", help="also time Spark in local mode (needs Java)")
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-parquet", action="store_true")
     a = p.parse_args(argv)
     print(f"engines benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     if not a.skip_memory:
         in_memory(a.rows, a.reps)
-    on_parquet([10**6, 10**7] + ([10**8] if a.big else []), max(3, a.reps // 3))
+    if not a.skip_parquet:
+        on_parquet([10**6, 10**7] + ([10**8] if a.big else []), max(3, a.reps // 3))
     if a.postgres:
         on_postgres(a.rows, max(3, a.reps // 3))
+    if a.spark:
+        on_spark(a.rows, max(3, a.reps // 3))
     return 0
 
 
