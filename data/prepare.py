@@ -116,14 +116,18 @@ SMALL_INT_RANGE = 4096
 
 
 def _small_int_codes(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
-    """(value - min, the text of min..max) for a NumPy integer column spanning few values (a grade,
-    a score): the same labels as factorising and writing each distinct value, without hashing."""
+    """(index, the text of each index's value) for a NumPy integer column spanning few values (a
+    grade, a score): the same labels as factorising and writing each distinct value, without
+    hashing. Values 0..SMALL_INT_RANGE-1 are their own index (no new array: fresh memory is what
+    costs most at 10^7 rows); other small ranges are offsets from the minimum."""
     if not (isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu") or len(s) == 0:
         return None
     x = s.to_numpy()
     lo, hi = int(x.min()), int(x.max())
     if hi - lo >= SMALL_INT_RANGE:
         return None
+    if 0 <= lo and hi < SMALL_INT_RANGE:
+        return x, [str(v) for v in range(hi + 1)]
     raw = x - np.uint64(lo) if x.dtype == np.uint64 else np.subtract(x, lo, dtype=np.int64)
     return raw, [str(v) for v in range(lo, hi + 1)]
 
@@ -180,7 +184,10 @@ def _encode_numeric(s: pd.Series, col: NumericColumn, rep: PreparationReport) ->
     miss = np.isnan(x)
     rep.missing[col.name] = int(np.count_nonzero(miss))
     rep.clamped[col.name] = int(np.count_nonzero(x < col.lower) + np.count_nonzero(x > col.upper))
-    out = np.clip(x, col.lower, col.upper)               # a new array: the one copy of the column
+    if x.flags.writeable and not np.may_share_memory(x, s.to_numpy()):
+        out = np.clip(x, col.lower, col.upper, out=x)    # x is this function's own (e.g. from integers)
+    else:
+        out = np.clip(x, col.lower, col.upper)           # a new array: the one copy of the column
     if col.fill_value is not None:
         out[miss] = float(col.fill_value)
     return out
