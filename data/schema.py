@@ -136,7 +136,7 @@ class Schema:
     description: str = ""
     source: str = ""
     confirmed: bool = True
-    row_noun: str = ""                         # what one row is ("exam"); "" = "patient" / "row"
+    row_noun: str = ""                         # what one row is ("exam"); "" = "patient" / "record"
     survival: tuple[SurvivalEndpoint, ...] = ()  # public survival endpoints (time + event definition)
     group_sizes: tuple[int, int] | None = None  # public typical group size range, for accuracy words
     # Owner's declaration for the anonymity-risk report (data/anonymity.py); no effect on releases.
@@ -148,10 +148,11 @@ class Schema:
 
     @property
     def rows_word(self) -> str:
-        """Plural noun for counted rows: 'patients' when one row is one patient, else e.g. 'exams'."""
+        """Plural noun for counted rows: 'patients' when one row is one patient, else the schema's
+        row noun ('exams'), else 'records' (never 'rows' on a clinical screen)."""
         if self.row_noun:
             return self.row_noun if self.row_noun.endswith("s") else self.row_noun + "s"
-        return "patients" if self.max_rows_per_unit == 1 else "rows"
+        return "patients" if self.max_rows_per_unit == 1 else "records"
 
     def column(self, name: str) -> Column:
         for c in self.columns:

@@ -44,7 +44,7 @@ def test_counts_are_whole_numbers_rounded_up():
     schema = toy_schema()
     assert words.counts(6.43, schema, "each bar") == "each bar within ±7 patients"
     assert words.counts(6.0, schema) == "each count within ±6 patients"
-    assert words.counts(1234.2, toy_schema(3)) == "each count within ±1,235 rows"
+    assert words.counts(1234.2, toy_schema(3)) == "each count within ±1,235 records"   # never "rows" on a clinical screen
 
 
 def test_mean_words_use_declared_group_sizes_and_say_when_too_small():

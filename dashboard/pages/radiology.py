@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import charts, report_export
 from dashboard.context import page_context
+from dashboard.widgets import refusal_words
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.release import Release, ReleaseError, ReportError, preview, release_report, report_refusal
 from privacy.reports import radiology_report, rates_from_crosstab, with_shares
@@ -56,7 +57,7 @@ st.caption(f"The report is one release: ε {total:g} for all {len(items)} statis
            "departments are disjoint, so all of them cost what one would.")
 refusal = report_refusal(REPORT, items, total, schema, ctx.ledger, ctx.analyst, ctx.mechanism)
 if refusal is not None:
-    st.warning(str(refusal).replace("Refused: this release", "This report").replace(" Nothing was spent.", ""))
+    st.warning(refusal_words(refusal, schema.title, schema.dataset_id).replace("this release", "this report"))
 
 
 def _run_report(total: float, items) -> None:
@@ -66,7 +67,8 @@ def _run_report(total: float, items) -> None:
         rep = release_report(REPORT, items, total, ctx.cohort, ctx.ledger, ctx.analyst, ctx.mechanism)
     except (BudgetExceeded, LedgerError, ReleaseError, ReportError, QueryError) as e:
         detail = getattr(e, "owner_detail", "") if ctx.identity.is_owner else ""
-        st.session_state["rad_error"] = str(e) + (f" (Data owner only: {detail})" if detail else "")
+        text = refusal_words(e, schema.title, schema.dataset_id, clicked=isinstance(e, BudgetExceeded))
+        st.session_state["rad_error"] = text + (f" (Data owner only: {detail})" if detail else "")
         return
     st.session_state["rad_result"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst, "total": total,
                                       "cached": rep.cached, "epsilon": rep.epsilon, "remaining": rep.remaining,

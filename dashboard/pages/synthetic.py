@@ -101,8 +101,8 @@ with right:
         if rel.cached:
             st.success("This synthetic cohort was released before: showing the stored table. It cost nothing.")
         else:
-            st.success(f"Released. Cost ε {rel.epsilon:.3g}, δ {rel.delta:.0e}; remaining budget {rel.remaining:.3g}.")
-        st.markdown(f"**Synthetic** · {len(frame):,} rows · {card['method']} · {syn.CARD_SENTENCE}")
+            st.success(f"Released. Cost ε {rel.epsilon:.3g}, δ {rel.delta:.0e}; remaining budget ε {rel.remaining:.3g}.")
+        st.markdown(f"**Synthetic** · {len(frame):,} synthetic {schema.rows_word} · {card['method']} · {syn.CARD_SENTENCE}")
         shown = {c: schema.label(c) if c in schema.names else c for c in frame.columns}
         if len(set(shown.values())) < len(shown):    # two columns with one label: keep the names
             shown = {c: c for c in frame.columns}
