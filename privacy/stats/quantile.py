@@ -141,19 +141,11 @@ def rank_threshold(scale: float, n_cands: int, q: float, alpha: float) -> float:
 
 
 def isotonic(y: np.ndarray) -> np.ndarray:
-    """Non-decreasing least-squares fit (pool adjacent violators), equal weights."""
-    vals: list[float] = []
-    sizes: list[int] = []
-    for v in np.asarray(y, dtype=float):
-        vals.append(float(v))
-        sizes.append(1)
-        while len(vals) > 1 and vals[-2] > vals[-1]:
-            s = sizes[-2] + sizes[-1]
-            vals[-2] = (vals[-2] * sizes[-2] + vals[-1] * sizes[-1]) / s
-            sizes[-2] = s
-            vals.pop()
-            sizes.pop()
-    return np.repeat(vals, sizes)
+    """Non-decreasing least-squares fit (pool adjacent violators, equal weights): SciPy's compiled
+    PAVA, about 15x faster than a Python loop (the owner simulation calls it once per group and draw)."""
+    from scipy.optimize import isotonic_regression
+    y = np.asarray(y, dtype=float)
+    return isotonic_regression(y).x if len(y) else y
 
 
 def quantile_from_counts(counts, cands: np.ndarray, q: float, thresholds,
