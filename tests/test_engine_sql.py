@@ -315,3 +315,18 @@ def test_postgresql_skips_the_window_only_for_a_unique_not_null_patient_id(prost
         _same_aggregates(plan, mem, src)
         assert any("row_number" in q for q in sent) == windowed, table
         src.engine.url_engine.dispose()
+
+
+@pytest.mark.slow
+def test_duckdb_release_noise_has_the_plans_law(parquet_cohort, prostate):
+    """Releases through DuckDB: released counts minus the true counts have the exact variance of
+    the plan's discrete Laplace (5 sigma); the same draws fail against a 20%-wrong scale."""
+    from privacy.engine import invoke
+    from tests.test_stats import moments, variance_check
+    plan = build_plan(HistogramQuery(column="gleason_score"), parquet_cohort.schema, 0.7)
+    truth = np.asarray(numpy_aggregates(plan, prostate[2])[0], dtype=float)
+    err = np.array([np.asarray(invoke(plan, parquet_cohort), dtype=float) - truth for _ in range(600)])
+    noise, scale = plan.noise["counts"]
+    ok, msg = variance_check(err, *moments(noise, scale))
+    assert ok, msg
+    assert not variance_check(err, *moments(noise, 1.2 * scale))[0]
