@@ -226,15 +226,18 @@ def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, 
     n_sum = n_cnt = _noise_of(mechanism, True)
     lower, upper = col.lower - mid, col.upper - mid
 
-    def aggregates(cohort):
-        """[integer sum per group, count per group] of the non-missing values (restricted by `where`)."""
-        v = _quantised(cohort, q.column, _rows(cohort, q), mid, factor)
-        x = cohort.numbers[q.column]
-        keep = ~np.isnan(x)
+    def kept(cohort):
+        """Non-missing rows (restricted by `where`): (mask, their group codes)."""
+        keep = ~np.isnan(cohort.numbers[q.column])
         mask = _rows(cohort, q)
         if mask is not None:
             keep &= mask
-        g = cohort.codes[q.by][keep]
+        return keep, cohort.codes[q.by][keep]
+
+    def aggregates(cohort):
+        """[integer sum per group, count per group] of the non-missing values (restricted by `where`)."""
+        v = _quantised(cohort, q.column, _rows(cohort, q), mid, factor)
+        _, g = kept(cohort)
         sums = np.bincount(g, weights=v, minlength=G)          # integers below 2^53: exact in float64
         return [np.rint(sums).astype(np.int64), np.bincount(g, minlength=G).astype(np.int64)]
 
@@ -258,14 +261,9 @@ def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, 
                                       if mechanism == "laplace" else "sum and count boxes at alpha/2 each (Bonferroni)"})
 
     def truth(cohort):
-        x = cohort.numbers[q.column]
-        keep = ~np.isnan(x)
-        mask = _rows(cohort, q)
-        if mask is not None:
-            keep &= mask
-        g = cohort.codes[q.by][keep]
+        keep, g = kept(cohort)
         n = np.bincount(g, minlength=G).astype(float)
-        s = np.bincount(g, weights=x[keep] - mid, minlength=G)
+        s = np.bincount(g, weights=cohort.numbers[q.column][keep] - mid, minlength=G)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (s / n + mid).tolist()
 
