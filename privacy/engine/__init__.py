@@ -14,7 +14,6 @@ import numpy as np
 from privacy.engine.noise import AggregateNoise, EngineUnsupported, aggregate_noise, n_cells
 
 
-
 class SourceError(RuntimeError):
     """A cohort's source (database, Parquet files, Spark table) cannot be read. Raised before any
     charge. `str(e)` is public (no data, no credentials); `owner_detail` is for the data owner."""
@@ -65,8 +64,8 @@ def prepare_input(plan, cohort, engine: str | None = None) -> tuple[str, Any]:
     an engine, or ("rows", input) for OpenDP's row-level measurement. Releases nothing.
 
     In-memory cohorts use the NumPy engine where the plan has an aggregate form, else the row-level
-    input; `engine=ROW_LEVEL` forces the latter. A cohort backed by a database or Parquet dataset
-    (`data.sources`) aggregates in its own engine and has no row-level input."""
+    input; `engine=ROW_LEVEL` forces the latter. A cohort whose rows live in Parquet files, a
+    database or Spark (`privacy.engine.sources.open_cohort`) aggregates in its own engine."""
     source = getattr(cohort, "engine", None)
     if source is not None:
         return "aggregates", source.aggregates(plan, aggregate_noise(plan))

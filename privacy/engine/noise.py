@@ -8,7 +8,9 @@ Privacy facts:
   d_in = max rows per patient (`t.map(d_in)`), never typed by hand.
 - The noise measurement uses the plan's calibrated scale, so its map at `d_mid` equals the plan's
   cost; `aggregate_noise` checks this when it is built and refuses a plan where it does not hold.
-  The ledger still charges the plan's cost, which OpenDP computed for the row-level chain.
+  The ledger still charges the plan's cost, which OpenDP computed for the row-level chain. (The
+  grouped mean has no row-level OpenDP chain: its plan is calibrated on this form directly, see
+  `privacy.stats.mean._grouped_mean_plan`.)
 - Trust model: the engine (NumPy, DuckDB, PostgreSQL, Spark) is trusted to aggregate correctly
   (OpenDP calls this honest-but-curious); it sees the private rows, never the noise.
 """
