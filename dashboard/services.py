@@ -10,52 +10,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import streamlit as st
 
-from data.cohorts import cohort_schema, list_cohorts, load_cohort
+from data.cohorts import list_cohorts, load_cohort
 from data.prepare import PreparedCohort, prepare
-from data.schema import Schema
 from privacy.ledger import BudgetLedger
 
 DEMO_COHORT = "prostate"
-# One background thread builds synthetic cohorts (generate + prepare: ~1 s at 10^6 rows) while the
-# first page is drawn; nothing on that page needs the rows, only the public schema.
+# A big demo cohort (DP_DEMO_ROWS >= PREBUILD_MIN_ROWS) starts building in a background thread as soon
+# as this module is imported, i.e. early in the first page's run: generate + prepare (~1 s at 10^6
+# rows) then overlap the app's remaining imports and sidebar set-up instead of following them.
+# `prepared_cohort` still returns the built cohort (or raises its error) before any page is drawn.
+PREBUILD_MIN_ROWS = 100_000
 _BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohort-build")
-
-
-class LazyCohort(PreparedCohort):
-    """A `PreparedCohort` whose public schema is there at once and whose private rows are built in a
-    background thread; any use of the rows (a release, a simulation, an owner view) waits for the
-    build and gets its result, errors included. Everything else behaves as the built cohort."""
-
-    def __new__(cls, schema: Schema, build=None, **fields):
-        if fields:                     # dataclasses.replace(lazy, ...): a plain cohort with those fields
-            return PreparedCohort(schema=schema, **fields)
-        return super().__new__(cls)
-
-    def __init__(self, schema: Schema, build):          # noqa: D107 (no dataclass __init__: nothing built yet)
-        self.schema = schema
-        self._future: Future = _BUILDER.submit(build)
-
-    def built(self) -> PreparedCohort:
-        return self._future.result()
-
-    @property
-    def ready(self) -> bool:
-        return self._future.done()
-
-    n_rows = property(lambda self: self.built().n_rows)
-    codes = property(lambda self: self.built().codes)
-    numbers = property(lambda self: self.built().numbers)
-    days = property(lambda self: self.built().days)
-    day_missing = property(lambda self: self.built().day_missing)
-    report = property(lambda self: self.built().report)
-    frame = property(lambda self: self.built().frame)
-    _cache = property(lambda self: self.built()._cache)
-
-    def mask(self, column: str, value: str):
-        return self.built().mask(column, value)
-
-    def __repr__(self) -> str:
-        return f"LazyCohort({self.schema.dataset_id!r}, built={self.ready})"
+_PREBUILT: dict[tuple[str, int | None], Future] = {}
 
 
 @st.cache_resource(show_spinner="Loading the privacy engine…")
@@ -65,25 +31,30 @@ def warm_up() -> bool:
     return True
 
 
+def _build(name: str, rows: int | None) -> PreparedCohort:
+    """A synthetic cohort of a non-default size is another data set: its dataset id says so
+    (same convention as the CLI's --rows), so releases and budgets never mix sizes."""
+    if rows:
+        frame, schema = load_cohort(name, rows=rows)
+        schema = dataclasses.replace(schema, dataset_id=f"{schema.dataset_id}-rows{rows}")
+    else:
+        frame, schema = load_cohort(name)
+    return prepare(frame, schema)
+
+
+def prebuild(name: str, rows: int | None) -> None:
+    """Start building a big cohort in the background (once); `prepared_cohort` collects it."""
+    key = (name, rows or None)
+    if (rows or 0) >= PREBUILD_MIN_ROWS and key not in _PREBUILT:
+        _PREBUILT[key] = _BUILDER.submit(_build, name, rows or None)
+
+
 @st.cache_resource(show_spinner="Preparing the cohort…", max_entries=4)
 def prepared_cohort(name: str, rows: int | None = None) -> PreparedCohort:
-    """The cohort `name`, built once per process (cached across sessions).
-
-    A synthetic cohort of a non-default size is another data set: its dataset id says so (same
-    convention as the CLI's --rows), so releases and budgets never mix sizes. Synthetic cohorts
-    come back at once as a `LazyCohort` (schema now, rows from a background thread: the first page
-    is drawn while they are generated); a size above the schema's max_rows is refused here, before
-    any thread starts. Real cohorts (small, and their loading may fail) are built on the spot."""
-    synthetic = next((c.synthetic for c in list_cohorts() if c.name == name), False)
-    if not synthetic:
-        frame, schema = load_cohort(name, rows=rows) if rows else load_cohort(name)
-        return prepare(frame, schema)
-    schema = cohort_schema(name)
-    if rows:
-        if rows > schema.max_rows:
-            load_cohort(name, rows=rows)                  # raises its ValueError naming max_rows
-        schema = dataclasses.replace(schema, dataset_id=f"{schema.dataset_id}-rows{rows}")
-    return LazyCohort(schema, lambda: prepare(load_cohort(name, rows=rows or None)[0], schema))
+    """The cohort `name` (of `rows` rows for a synthetic one), built once per process. Errors
+    (e.g. a table that breaks its schema) are raised here, before any page is drawn."""
+    started = _PREBUILT.pop((name, rows or None), None)
+    return started.result() if started is not None else _build(name, rows)
 
 
 @st.cache_data(show_spinner=False)
@@ -122,3 +93,9 @@ def synthetic_prepared(name: str, _record: dict, _source_schema=None) -> Prepare
     """A released synthetic table as a cohort (post-processing of a stored release)."""
     from privacy.stats.synthetic import synthetic_cohort
     return synthetic_cohort(_record, _source_schema)
+
+
+try:                                   # the first page's cohort, while the app finishes importing
+    prebuild(DEMO_COHORT, demo_rows())
+except ValueError:                     # a bad DP_DEMO_ROWS: the sidebar reports it, as before
+    pass
