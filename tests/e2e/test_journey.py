@@ -103,10 +103,11 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
     expect_remaining(page, start - 1.25)
     build_query(page, "Distribution (histogram)", "Clinical T stage", "High accuracy (ε 1)")
     expect(page.get_by_role("button", name="Release", exact=True)).to_be_disabled()
-    warning = page.get_by_test_id("stAlertContentWarning").filter(has_text="This release costs")
-    expect(warning).to_contain_text("This release costs ε 1")
-    expect(page.get_by_test_id("stAlertContentWarning").filter(has_text="answers an earlier question")).to_be_visible()
-    expect(warning).to_contain_text("for all analysts together")
+    warning = page.get_by_test_id("stAlertContentWarning").filter(has_text="this release costs")
+    expect(warning).to_contain_text("Not enough budget: this release costs ε 1")
+    expect(page.get_by_text("This answers your previous question")).to_be_visible()
+    expect(warning).to_contain_text("shared by all analysts")
+    expect(warning).to_contain_text("Next step: lower ε to 0.75 or less")
     expect_remaining(page, start - 1.25)
 
     # --- owner pages (spend nothing), screenshots with their charts drawn

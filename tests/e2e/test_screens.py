@@ -318,7 +318,7 @@ def test_owner_synthetic_release(page: Page, owner_server):
     wait_for_app_run(page, timeout=180_000)
     done = page.get_by_test_id("stAlertContentSuccess")
     expect(done).to_contain_text("Released. Cost ε 1")
-    left = float(re.search(r"remaining budget (\d+(?:\.\d+)?)", done.inner_text())[1])
+    left = float(re.search(r"remaining budget ε (\d+(?:\.\d+)?)", done.inner_text())[1])
     assert left < before
     expect_remaining(page, left)      # the sidebar shows the ledger after this page's release, not before it
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
