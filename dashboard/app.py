@@ -16,7 +16,8 @@ import streamlit as st  # noqa: E402
 
 from dashboard.auth import auth_configured, current_identity, ledger_path  # noqa: E402
 from dashboard.context import Context, set_context  # noqa: E402
-from dashboard.services import (DEMO_COHORT, available_cohorts, demo_rows, prepared_cohort,  # noqa: E402
+from dashboard.services import (DEMO_COHORT, available_cohorts, demo_rows, engine_cohort, engine_cohorts,  # noqa: E402
+                                prepared_cohort, sources_dir,
                                 session_ledger, synthetic_choices, synthetic_prepared, warm_up)
 from dashboard.uploads import uploaded_cohorts, load_uploaded  # noqa: E402
 from dashboard.widgets import SIDEBAR_CSS, budget_panel, cohort_name_caption, privacy_unit_words  # noqa: E402
@@ -42,9 +43,11 @@ with st.sidebar:
         synthetic = synthetic_choices(session_ledger(ledger_path()))   # released DP synthetic tables
     except Exception:                                                  # the ledger's own error comes below
         synthetic = []
-    names = [n for n, _ in builtin] + [f"upload:{u}" for u in uploads] + [n for n, _, _ in synthetic]
+    engines = engine_cohorts(sources_dir())                          # rows in Parquet files, a database, Spark
+    names = ([n for n, _ in builtin] + [f"upload:{u}" for u in uploads] + [n for n, _, _ in synthetic]
+             + [n for n, _ in engines])
     titles = (dict(builtin) | {f"upload:{u}": f"{u} (uploaded)" for u in uploads}
-              | {n: t for n, t, _ in synthetic})
+              | {n: t for n, t, _ in synthetic} | dict(engines))
     wanted = st.query_params.get("cohort", DEMO_COHORT)   # a link may name the cohort: ?cohort=radiology
     default = names.index(wanted) if wanted in names else (names.index(DEMO_COHORT) if DEMO_COHORT in names else 0)
     cohort_name = st.selectbox("Cohort", names, index=default, format_func=lambda n: titles.get(n, n), key="cohort",
@@ -58,6 +61,8 @@ with st.sidebar:
             cohort = synthetic_prepared(cohort_name, record)
         elif cohort_name.startswith("upload:"):
             cohort = load_uploaded(cohort_name.removeprefix("upload:"))
+        elif cohort_name.startswith("engine:"):
+            cohort = engine_cohort(cohort_name, sources_dir())
         else:
             cohort = prepared_cohort(cohort_name, demo_rows())
     except Exception as e:  # a broken cohort must not take the app down, nor tell analysts why:

@@ -62,6 +62,48 @@ def available_cohorts() -> list[tuple[str, str]]:
     return [(c.name, c.title) for c in list_cohorts() if c.available]
 
 
+def sources_dir() -> str:
+    """Folder of schema files whose [storage] says where their rows live (`DP_SOURCES`, default var/sources)."""
+    return os.environ.get("DP_SOURCES", os.path.join("var", "sources"))
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def engine_cohorts(folder: str) -> list[tuple[str, str]]:
+    """(picker name, title) of each schema in `folder` with a [storage] table (Parquet, a database,
+    Spark): public files only, nothing is connected here."""
+    from pathlib import Path
+
+    from data.schema import load_schema
+    out = []
+    for path in sorted(Path(folder).glob("*.toml")) if os.path.isdir(folder) else []:
+        try:
+            schema = load_schema(path)
+        except Exception:          # a broken schema file is the owner's to fix on the CLI
+            continue
+        kind = dict(schema.storage).get("kind", "memory")
+        if kind != "memory":
+            out.append((f"engine:{path.stem}", f"{schema.title} ({kind})"))
+    return out
+
+
+def _secrets() -> dict:
+    """Secrets for database URLs: Streamlit's secrets (top level), then the environment."""
+    try:
+        flat = {k: v for k, v in st.secrets.items() if isinstance(v, str)}
+    except Exception:              # no secrets.toml
+        flat = {}
+    return {**os.environ, **flat}
+
+
+@st.cache_resource(show_spinner="Connecting to the cohort's engine…", max_entries=8, ttl=600)
+def engine_cohort(name: str, folder: str):
+    """The cohort `engine:<stem>` whose rows live where its schema's [storage] says (aggregated
+    there; `privacy.engine.sources`). Raises SourceError (public message) if it cannot be reached."""
+    from data.schema import load_schema
+    from privacy.engine.sources import open_cohort
+    return open_cohort(load_schema(os.path.join(folder, name.removeprefix("engine:") + ".toml")), secrets=_secrets())
+
+
 def session_ledger(path: str) -> BudgetLedger:
     """One SQLite connection per browser session (connections are not shared across threads)."""
     key = f"_ledger::{path}"

@@ -16,7 +16,7 @@ from dashboard.context import page_context
 from data import anonymity as A
 from data.schema import DateColumn, NumericColumn
 
-ctx = page_context(owner_only=True)
+ctx = page_context(owner_only=True, needs_rows=True)
 schema, cohort = ctx.schema, ctx.cohort
 
 st.title("Anonymity risk of the table (data owner)")

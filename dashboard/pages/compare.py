@@ -10,7 +10,7 @@ from dashboard.widgets import epsilon_chooser, query_builder
 from privacy.queries import QueryError
 from privacy.simulate import relative_error, simulate, total_variation
 
-ctx = page_context(owner_only=True)
+ctx = page_context(owner_only=True, needs_rows=True)
 schema = ctx.schema
 
 st.title("True vs private (data owner)")

@@ -12,7 +12,7 @@ from dashboard.widgets import PRESETS, query_builder
 from privacy.queries import QueryError
 from privacy.simulate import count_error_by_size, tradeoff, true_mean
 
-ctx = page_context(owner_only=True)
+ctx = page_context(owner_only=True, needs_rows=True)
 schema = ctx.schema
 # the grid of the chart always holds the Explore presets, so their dots sit on the dashed lines
 EPS = sorted({0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, *PRESETS.values()})
