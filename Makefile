@@ -46,6 +46,7 @@ bench: install
 	$(PY) -m benchmarks.report_budget
 	$(PY) -m benchmarks.clinician_session
 	$(PY) -m benchmarks.simulate_speed
+	$(PY) -m benchmarks.engines --postgres --spark $(filter --big,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -174,7 +174,10 @@ def on_postgres(rows: int, reps: int) -> None:
     from privacy.engine.sources import open_cohort
     from privacy.queries import HistogramQuery, MeanQuery
     sys.path.insert(0, str(ROOT))
-    from tests.pg_server import PostgresServer
+    from tests.pg_server import PostgresServer, pg_bin
+    if pg_bin() is None:
+        print("\nPostgreSQL: server binaries not installed (make system-deps), skipped")
+        return
     server = PostgresServer().start()
     try:
         frame, schema = load_cohort("prostate", rows=rows, seed=5)
@@ -200,6 +203,11 @@ def on_postgres(rows: int, reps: int) -> None:
 
 
 def on_spark(rows: int, reps: int) -> None:
+    import importlib.util
+    import shutil
+    if shutil.which("java") is None or importlib.util.find_spec("pyspark") is None:
+        print("\nSpark: needs pyspark and a Java runtime (make system-deps), skipped")
+        return
     from data.cohorts import load_cohort
     from privacy.engine.sources import open_cohort
     from privacy.queries import HistogramQuery, MeanQuery
