@@ -32,13 +32,8 @@ def released(tmp_path_factory):
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        at = AppTest.from_file(APP, default_timeout=120)
-        at.query_params["cohort"] = "radiology"
-        at.run()
-        at.switch_page("pages/radiology.py").run()
-        at.button(key="rad_release").click().run()
-        assert not at.exception, at.exception
-        return copy.deepcopy(at.session_state["rad_result"])
+        from tests.test_report_export import _released_radiology_report
+        return copy.deepcopy(_released_radiology_report().session_state["rad_result"])
     finally:
         for k, v in old.items():
             if v is None:
