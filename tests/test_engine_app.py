@@ -71,3 +71,22 @@ def test_engine_cohort_whose_files_are_gone_is_unavailable(engine_env, monkeypat
     assert any("is unavailable. Please ask the data owner" in e for e in errors), errors
     shown = " ".join(errors + [w.value for w in at.warning])
     assert str(engine_env) not in shown and "IO Error" not in shown and "nothing was spent" not in shown
+
+
+def test_files_gone_after_opening_refuse_the_release_without_charge(engine_env):
+    at = _app()
+    at.selectbox(key="ex_stat").select("histogram").run()
+    at.selectbox(key="ex_column").select("gleason_score").run()
+    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
+    for f in engine_env.glob("*.parquet"):            # the files go away while the page is open
+        f.unlink()
+    at.button(key="release").click().run()
+    assert not at.exception, at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert "could not be read; nothing was spent" in shown, shown
+    import os
+
+    from privacy.ledger import BudgetLedger
+    lg = BudgetLedger(os.environ["DP_LEDGER"])
+    assert not [e for e in lg.entries() if e["kind"] == "reserve"]
+    lg.close()

@@ -7,6 +7,7 @@ from dashboard import charts, survival_chart
 from dashboard.context import Context, epsilon_words, page_context
 from dashboard.widgets import (epsilon_chooser, preview_box, query_builder, questions_left_caption,
                                refusal_words)
+from privacy.engine import SourceError
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.queries import Query, QueryError, query_from_dict
 from privacy.release import (Release, ReleaseError, ReportError, free_answer, marginal_cost, preview,
@@ -30,7 +31,7 @@ def _do_release(query: Query, epsilon: float, ctx: Context) -> None:
     st.session_state.pop("ex_error", None)
     try:
         rel = release(query, ctx.cohort, epsilon, ctx.ledger, ctx.analyst, ctx.mechanism)
-    except (BudgetExceeded, QueryError, LedgerError, ReleaseError, ValueError) as e:
+    except (BudgetExceeded, QueryError, LedgerError, ReleaseError, SourceError, ValueError) as e:
         detail = getattr(e, "owner_detail", "") if ctx.identity.is_owner else ""
         text = refusal_words(e, ctx.schema.title, ctx.schema.dataset_id, clicked=True)
         st.session_state["ex_error"] = {"cohort": ctx.cohort_name, "analyst": ctx.analyst,
@@ -86,7 +87,7 @@ def _release_basket(total: float, ctx: Context) -> None:
     items = _basket_items(_basket(ctx.cohort_name))
     try:
         rep = release_report("saved-set", items, total, ctx.cohort, ctx.ledger, ctx.analyst, ctx.mechanism)
-    except (BudgetExceeded, LedgerError, ReleaseError, ReportError, QueryError) as e:
+    except (BudgetExceeded, LedgerError, ReleaseError, ReportError, QueryError, SourceError) as e:
         detail = getattr(e, "owner_detail", "") if ctx.identity.is_owner else ""
         st.session_state["ex_basket_error"] = str(e) + (f" (Data owner only: {detail})" if detail else "")
         st.session_state.pop("ex_basket_result", None)

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import charts, report_export
 from dashboard.context import page_context
 from dashboard.widgets import refusal_words
+from privacy.engine import SourceError
 from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.release import Release, ReleaseError, ReportError, preview, release_report, report_refusal
 from privacy.reports import radiology_report, rates_from_crosstab, with_shares
@@ -65,7 +66,7 @@ def _run_report(total: float, items) -> None:
     st.session_state.pop("rad_result", None)     # never an older report beside a refusal
     try:
         rep = release_report(REPORT, items, total, ctx.cohort, ctx.ledger, ctx.analyst, ctx.mechanism)
-    except (BudgetExceeded, LedgerError, ReleaseError, ReportError, QueryError) as e:
+    except (BudgetExceeded, LedgerError, ReleaseError, ReportError, QueryError, SourceError) as e:
         detail = getattr(e, "owner_detail", "") if ctx.identity.is_owner else ""
         text = refusal_words(e, schema.title, schema.dataset_id, clicked=isinstance(e, BudgetExceeded))
         st.session_state["rad_error"] = text + (f" (Data owner only: {detail})" if detail else "")
