@@ -181,3 +181,18 @@ def test_engine_mean_noise_has_the_row_level_law(prostate, mechanism, query):
             ok, msg = variance_check(part, *moments(noise, scale))
             assert ok, f"{engine or 'numpy'}: {msg}"
             assert not variance_check(part, *moments(noise, 1.2 * scale))[0], "a 20%-wrong scale must fail"
+
+
+def test_mean_input_is_within_the_clamp_at_the_public_bounds():
+    """Values at, beyond and between the public bounds: the engine's integer sum equals OpenDP's
+    clamped split sum (the engine does not clamp again)."""
+    import pandas as pd
+    schema = toy_schema()
+    frame = pd.DataFrame({"pid": range(6), "g": ["6"] * 6, "x": [0.0, 10.0, -5.0, 25.0, 5.0, 9.999999999],
+                          "d": pd.to_datetime(["2020-01-01"] * 6)})
+    cohort = prepare(frame, schema)
+    plan = build_plan(MeanQuery(column="x"), schema, 1.0)
+    s, n = numpy_aggregates(plan, cohort)
+    (t_sum, t_cnt) = _row_transformation(plan, aggregate_noise(plan))
+    x = plan.make_input(cohort)
+    assert np.abs(x).max() <= H and s == t_sum(x.copy()) and n == t_cnt(x.copy()) == 6
