@@ -196,3 +196,18 @@ def test_mean_input_is_within_the_clamp_at_the_public_bounds():
     (t_sum, t_cnt) = _row_transformation(plan, aggregate_noise(plan))
     x = plan.make_input(cohort)
     assert np.abs(x).max() <= H and s == t_sum(x.copy()) and n == t_cnt(x.copy()) == 6
+
+
+@pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
+def test_empty_groups_pass_the_may_be_empty_threshold_with_tiny_probability(prostate, mechanism):
+    """`empty_below` (what screens use to show 'not enough patients'): an empty group's noisy count
+    exceeds it with probability at most 1e-6 (exact law of OpenDP's integer noise), while the 95%
+    box alone would let about 1 empty group in 80 show a value."""
+    from tests.test_stats import lattice_pmf
+    plan = build_plan(GroupedMeanQuery(column="psa", by="risk_group"), prostate.schema, 0.25, mechanism)
+    out = plan.run(prostate)
+    noise, scale = plan.noise["count"]
+    k, pmf = lattice_pmf(noise, scale)
+    tail = lambda t: float(pmf[k > t].sum())           # noqa: E731
+    assert tail(out.extra["empty_below"]) <= 1e-6
+    assert tail(out.extra["count_halfwidth"]) > 5e-3

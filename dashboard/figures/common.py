@@ -287,14 +287,16 @@ WEAK_SHARE = 0.9   # an interval over >= 90% of the public range says nothing ab
 
 def _uninformative(release: "Release", schema: Schema | None = None) -> list[bool]:
     """Values that say nothing (post-processing of the release and the public schema only):
-    a mean whose noisy count box reaches 0, or any mean/quantile whose interval covers at least
+    a mean whose noisy count is within the release's "may be empty" threshold (`empty_below`), or any mean/quantile whose interval covers at least
     WEAK_SHARE of the column's public range. Shown as 'not enough patients to estimate'."""
     n = len(release.labels)
     weak = [False] * n
     counts = release.extra.get("noisy_counts")
     if counts is None and release.extra.get("noisy_count") is not None:
         counts = [release.extra["noisy_count"]]
-    a = release.extra.get("count_halfwidth")
+    # the release's own threshold for "may be empty" (grouped mean: an empty group's noisy count
+    # exceeds it with probability 1e-6), else, for older releases, the count's 95% box
+    a = release.extra.get("empty_below", release.extra.get("count_halfwidth"))
     if counts is not None and a is not None:
         weak = [i < len(counts) and counts[i] is not None and float(counts[i]) - float(a) <= 0 for i in range(n)]
     col = _column(schema, release.query.get("column"))

@@ -47,6 +47,10 @@ def _centred(cohort: PreparedCohort, column: str, mask: np.ndarray | None, mid: 
 
 
 SUM_RESOLUTION_STEPS = 2 ** 12   # centred values are quantised to half-range / 2^12 (public)
+# A group whose noisy count is at most `empty_below` may have no patient at all: an empty group's
+# noisy count exceeds it with this probability (one-sided tail of the count's noise). Screens show
+# such a group as "not enough patients to estimate" (post-processing of the release only).
+EMPTY_GROUP_TAIL = 1e-6
 
 
 def _mean_parts(col: NumericColumn, schema: Schema, mechanism: str):
@@ -257,6 +261,7 @@ def _grouped_mean_plan(q: GroupedMeanQuery, schema: Schema, epsilon, mechanism, 
             hi.append(min(upper, (h + 0.5) / factor) + mid)
             counts.append(n)
         return Outcome(vals, lo, hi, {"noisy_counts": counts, "count_halfwidth": a_c, "sum_halfwidth": a_s / factor,
+                                      "empty_below": accuracy(s_cnt, 2 * EMPTY_GROUP_TAIL, n_cnt),
                                       "interval": "joint test-inversion interval for (sum, count) per group"
                                       if mechanism == "laplace" else "sum and count boxes at alpha/2 each (Bonferroni)"})
 
