@@ -178,60 +178,38 @@ class Vectorised:
         return [self.to_raw([c[i] for c in cols]) for i in range(n)]
 
 
-def _count_cells(data: np.ndarray, n_cells: int) -> np.ndarray:
-    """True counts of the codes 0..n_cells-1 by OpenDP's own transformation (what the plan's
-    measurement counts before its noise; codes outside are dropped, as null_category=False)."""
-    from privacy.measurements import _int_space
-    from privacy.opendp_runtime import dp
-
-    t = _int_space() >> dp.t.then_count_by_categories(categories=list(range(n_cells)), null_category=False)
-    return np.asarray(t(np.ascontiguousarray(data, dtype=np.int32).copy()), dtype=np.int64)
-
-
 def vectorised(plan, data, hide_groups=()) -> Vectorised | None:
     """The vectorised form of `plan` on its prepared input `data`, or None (per-draw path).
 
-    `hide_groups`: indices of groups (grouped quantile / grouped mean) whose cells get no noise;
-    their released values are set to nan afterwards (each group's answer depends on its own
-    cells only, so the other groups' law is unchanged)."""
-    from privacy.measurements import _int64_space, _int_space
-    from privacy.opendp_runtime import dp
-    from privacy.queries import (CountQuery, CrossTabQuery, HistogramQuery, MeanQuery, QuantileQuery,
-                                 SurvivalQuery)
+    The true aggregates and their noisy parts are the plan's aggregate form (`privacy.engine`:
+    the same cells, sums and counts, distributions and scales as a release). `hide_groups`:
+    indices of groups (grouped quantile / grouped mean) whose cells get no noise; their released
+    values are set to nan afterwards (each group's answer depends on its own cells only, so the
+    other groups' law is unchanged)."""
+    from privacy.engine import EngineUnsupported, aggregate_noise, aggregates_of_input
 
+    try:
+        form = aggregate_noise(plan)
+    except EngineUnsupported:
+        return None
     q = plan.query
     hide = tuple(sorted(int(g) for g in hide_groups)) if isinstance(q, (GroupedQuantileQuery,
                                                                        GroupedMeanQuery)) else ()
-    if isinstance(q, CountQuery):
-        dist, scale = plan.noise["counts"]
-        n = int((_int_space() >> dp.t.then_count(TO=dp.i32))(np.ascontiguousarray(data, dtype=np.int32).copy()))
-        return Vectorised([Part(np.array([n], dtype=np.int64), dist, scale)], lambda p: int(p[0][0]))
-    if isinstance(q, (HistogramQuery, CrossTabQuery, QuantileQuery, GroupedQuantileQuery, SurvivalQuery)):
-        dist, scale = plan.noise["counts"]
-        n_cells = len(plan.measurement(native_input(plan.measurement, data)))   # the plan's own output size
-        part = Part(_count_cells(data, n_cells), dist, scale)
+    parts = []
+    for part, agg in zip(form.parts, aggregates_of_input(form, data)):
+        dist, scale = plan.noise[part.name]
+        keep = None
         if hide:
-            per = n_cells // len(plan.labels)
-            part.noisy = np.flatnonzero(~np.isin(np.arange(n_cells) // per, hide))
-        return Vectorised([part], lambda p: p[0], hide)
-    if isinstance(q, MeanQuery):
-        from privacy.stats.mean import SUM_RESOLUTION_STEPS as H
-        x = np.ascontiguousarray(data, dtype=np.int64)
-        total = (_int64_space() >> dp.t.then_clamp(bounds=(-H, H))
-                 >> dp.t.make_bounded_int_split_sum(bounds=(-H, H), T=dp.i64))(x.copy())
-        count = (_int64_space() >> dp.t.then_count())(x.copy())
-        (ds, ss), (dc, sc) = plan.noise["sum"], plan.noise["count"]
-        return Vectorised([Part(np.array([int(total)], dtype=np.int64), ds, ss, "i64"),
-                           Part(np.array([int(count)], dtype=np.int64), dc, sc)],
-                          lambda p: [int(p[0][0]), int(p[1][0])])
-    if isinstance(q, GroupedMeanQuery):       # the plan's input is [sum per group, count per group]
-        k = len(plan.labels)
-        (ds, ss), (dc, sc) = plan.noise["sum"], plan.noise["count"]
-        keep = np.flatnonzero(~np.isin(np.arange(k), hide)) if hide else None
-        s = Part(np.asarray(data[0], dtype=np.int64), ds, ss, "i64", keep)
-        n = Part(np.asarray(data[1], dtype=np.int64), dc, sc, "i64", keep)
-        return Vectorised([s, n], lambda p: [p[0], p[1]], hide)
-    return None
+            n = part.size
+            per = n // len(plan.labels)           # cells per group (1 for a grouped mean's vectors)
+            keep = np.flatnonzero(~np.isin(np.arange(n) // per, hide))
+        parts.append(Part(np.atleast_1d(np.asarray(agg, dtype=np.int64)), dist, scale, part.T, keep))
+
+    def to_raw(p: list[np.ndarray]):             # one draw, in the row-level measurement's format
+        vals = [v if part.size is not None else int(v[0]) for part, v in zip(form.parts, p)]
+        return vals[0] if form.kind == "cells" else vals
+
+    return Vectorised(parts, to_raw, hide)
 
 
 def _chunks(draws: int, per_draw: int, workers: int) -> list[int]:

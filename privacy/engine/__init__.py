@@ -24,7 +24,7 @@ class SourceError(RuntimeError):
 
 
 __all__ = ["SourceError", "AggregateNoise", "EngineUnsupported", "aggregate_noise", "n_cells", "numpy_aggregates",
-           "invoke", "measure", "prepare_input", "ROW_LEVEL"]
+           "invoke", "measure", "prepare_input", "aggregates_of_input", "ROW_LEVEL"]
 
 ROW_LEVEL = "opendp-rows"      # engine name of OpenDP's own row-level path (the reference)
 
@@ -43,8 +43,14 @@ def numpy_aggregates(plan, cohort) -> list:
 
 
 def _numpy_aggregates(plan, cohort, form) -> list:
-    x = plan.make_input(cohort)
-    if form.kind == "grouped_sum_count":      # the plan's input is its per-group aggregates already
+    return aggregates_of_input(form, plan.make_input(cohort))
+
+
+def aggregates_of_input(form: AggregateNoise, x) -> list:
+    """The aggregates of a plan's row-level input `x` (`plan.make_input`), in `form`'s layout:
+    cell counts by `bincount`, the mean's integer sum and count, or the grouped mean's vectors
+    (its input is its aggregates already)."""
+    if form.kind == "grouped_sum_count":
         return list(x)
     if form.kind == "sum_count":
         # The mean's input is already within OpenDP's clamp (-H, H): values clamped to the public

@@ -39,7 +39,7 @@ class NoisyPart:
     size: int | None          # vector length (None: a scalar)
     measurement: Any          # OpenDP measurement on the aggregate
     d_mid: Any                # its input distance: the row transformation's map at d_in
-    T: str = "i32"            # integer type of a vector aggregate
+    T: str = "i32"            # integer type of the aggregate ("i32" or "i64")
 
     def release(self, aggregate):
         """Noise the engine's aggregate (integer vector or scalar) through OpenDP."""
@@ -125,7 +125,7 @@ def _mean_parts(plan) -> tuple[NoisyPart, NoisyPart]:
     scalar = dp.atom_domain(T=dp.i64)
     m_sum = _noise(d_sum, scalar, lambda f: dp.absolute_distance(T=dp.i64), s_sum)
     m_cnt = _noise(d_cnt, dp.atom_domain(T=dp.i32), lambda f: dp.absolute_distance(T=dp.i32), s_cnt)
-    return (NoisyPart("sum", None, m_sum, t_sum.map(plan.d_in)),
+    return (NoisyPart("sum", None, m_sum, t_sum.map(plan.d_in), "i64"),
             NoisyPart("count", None, m_cnt, t_cnt.map(plan.d_in)))
 
 
