@@ -125,16 +125,13 @@ def _numeric(schema, name: str) -> Numeric:
 
 
 def _axis(schema, q: HistogramQuery) -> Expr:
-    from privacy.stats.counts import numeric_bins
+    from privacy.stats.counts import extra_bin_codes, numeric_bins
     col = schema.column(q.column)
     if isinstance(col, CategoricalColumn):
         return _category(schema, q.column)
     if isinstance(col, NumericColumn):
-        e, labels = numeric_bins(col, q.bin_edges)
-        nb = len(e) - 1
-        below = nb if e[0] > col.lower else None
-        above = (nb + (below is not None)) if e[-1] < col.upper else None
-        return Bins(_numeric(schema, q.column), tuple(float(v) for v in e), below, above, len(labels) - 1)
+        e, _ = numeric_bins(col, q.bin_edges)
+        return Bins(_numeric(schema, q.column), tuple(float(v) for v in e), *extra_bin_codes(col, e))
     if isinstance(col, DateColumn):
         starts = col.bin_starts(q.date_unit)
         return DateBins(q.column, tuple(starts), len(starts))
@@ -158,10 +155,9 @@ def cell_spec(plan) -> CellSpec:
         return CellSpec("cells", 1, None, where=where)
     if isinstance(q, HistogramQuery):
         return CellSpec("cells", n_cells(plan), _axis(schema, q), where=where)
-    if isinstance(q, CrossTabQuery):
-        a, b = HistogramQuery(column=q.column), HistogramQuery(column=q.by)
-        nb = len(plan.extra["cols"])
-        return CellSpec("cells", n_cells(plan), Mixed(_axis(schema, a), _axis(schema, b), nb), where=where)
+    if isinstance(q, CrossTabQuery):           # each axis binned like a histogram of that column
+        a, b = (_axis(schema, HistogramQuery(column=name)) for name in (q.column, q.by))
+        return CellSpec("cells", n_cells(plan), Mixed(a, b, len(plan.extra["cols"])), where=where)
     if isinstance(q, (QuantileQuery, GroupedQuantileQuery)):
         x = _numeric(schema, q.column)
         cands = tuple(float(c) for c in np.asarray(schema.column(q.column).quantile_candidates, dtype=float))
@@ -169,17 +165,14 @@ def cell_spec(plan) -> CellSpec:
         if isinstance(q, GroupedQuantileQuery):
             cell = Mixed(_category(schema, q.by), cell, len(cands) + 1)
         return CellSpec("cells", n_cells(plan), cell, where=where, present=(x,))
-    if isinstance(q, GroupedMeanQuery):
+    if isinstance(q, (MeanQuery, GroupedMeanQuery)):
+        from privacy.stats.mean import mean_grid
         x = _numeric(schema, q.column)
-        from privacy.stats.mean import SUM_RESOLUTION_STEPS
-        mid, half = (x.lower + x.upper) / 2, (x.upper - x.lower) / 2
-        return CellSpec("grouped_sum_count", len(plan.labels), _category(schema, q.by),
-                        value=Rounded(x, mid, SUM_RESOLUTION_STEPS / half), where=where, present=(x,))
-    if isinstance(q, MeanQuery):
-        x = _numeric(schema, q.column)
-        from privacy.stats.mean import SUM_RESOLUTION_STEPS
-        mid, half = (x.lower + x.upper) / 2, (x.upper - x.lower) / 2
-        return CellSpec("sum_count", 2, value=Rounded(x, mid, SUM_RESOLUTION_STEPS / half), where=where, present=(x,))
+        value = Rounded(x, *mean_grid(schema.column(q.column)))      # the mean's public grid
+        if isinstance(q, GroupedMeanQuery):
+            return CellSpec("grouped_sum_count", len(plan.labels), _category(schema, q.by), value=value,
+                            where=where, present=(x,))
+        return CellSpec("sum_count", 2, value=value, where=where, present=(x,))
     if isinstance(q, SurvivalQuery):
         e = schema.endpoint(q.endpoint, q.column)
         ev = schema.column(e.event)
@@ -196,3 +189,38 @@ def cell_spec(plan) -> CellSpec:
         return CellSpec("cells", n_cells(plan), cell_, where=where, present=(t,),
                         kind_known=cell_ if isinstance(cell_, SurvivalCell) else cell_.b)
     raise EngineUnsupported(f"{type(q).__name__} is not yet pushed down to database engines")
+
+
+# ------------------------------------------------------------- shared by the engines' compilers
+def cell_parts(e, weight: int = 1) -> list[tuple[object, int]]:
+    """A cell expression as (leaf, weight) parts: cell = sum of code(leaf) * weight."""
+    if isinstance(e, Mixed):
+        return cell_parts(e.a, weight * e.nb) + cell_parts(e.b, weight)
+    return [(e, weight)]
+
+
+def cell_vector(rows, spec: CellSpec):
+    """Per-cell counts 0..n-1 from an engine's grouped rows (part_0, ..., [sum,] n) (absent cells
+    are 0); or [sum, count]. A categorical part's text becomes its public code here, as
+    `data.prepare` encodes it (declared category i, K if missing, K+1 for any other value)."""
+    if spec.kind == "sum_count":
+        (s, n), = rows
+        return [int(s or 0), int(n)]
+    if spec.cell is None:
+        (n,), = rows
+        return [int(n)]
+    parts = cell_parts(spec.cell)
+    lookups = [({c: i for i, c in enumerate(e.categories)}, len(e.categories)) if isinstance(e, Category) else None
+               for e, _ in parts]
+    grouped = spec.kind == "grouped_sum_count"
+    out = np.zeros(spec.n, dtype=np.int64)
+    sums = np.zeros(spec.n, dtype=np.int64)
+    for row in rows:
+        cell = 0
+        for (e, w), look, v in zip(parts, lookups, row[:len(parts)]):
+            code = int(v) if look is None else (look[1] if v is None else look[0].get(v, look[1] + 1))
+            cell += code * w
+        out[cell] += int(row[-1])
+        if grouped:
+            sums[cell] += int(row[-2])
+    return [sums, out] if grouped else [out]

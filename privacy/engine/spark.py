@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import time
 
-from privacy.engine.cells import Above, Bins, Category, CellSpec, DateBins, Mixed, Numeric, Rounded, SurvivalCell
-from privacy.engine.sql import _parts, vector
+from privacy.engine.cells import (Above, Bins, Category, CellSpec, DateBins, Numeric, Rounded, SurvivalCell,
+                                 cell_parts, cell_vector)
 
 
 def _col(name: str):
@@ -53,14 +53,9 @@ def _date_ladder(d, starts, offset: int = 0):
 
 
 def compile_expr(e):
-    """Spark Column of one public cell map (the same codes as `privacy.engine.sql.compile_expr`)."""
+    """Spark Column of one public cell map (the same codes as `privacy.engine.sql.compile_expr`;
+    categorical parts are grouped by their text and `Mixed` split into parts, as there)."""
     from pyspark.sql import functions as F
-    if isinstance(e, Category):
-        text, k = _col(e.column).cast("string"), len(e.categories)
-        out = F.when(_col(e.column).isNull(), F.lit(k))
-        for i, c in enumerate(e.categories):
-            out = out.when(text == F.lit(c), F.lit(i))
-        return out.otherwise(F.lit(k + 1))
     if isinstance(e, Bins):
         x = _num(e.x)
         nb = len(e.edges) - 1
@@ -75,8 +70,6 @@ def compile_expr(e):
         return F.when(d.isNull(), F.lit(e.missing)).otherwise(_date_ladder(d, e.starts[1:]))
     if isinstance(e, Above):
         return _ladder(_num(e.x), e.candidates, strict=True)
-    if isinstance(e, Mixed):
-        return compile_expr(e.a) * F.lit(e.nb) + compile_expr(e.b)
     if isinstance(e, SurvivalCell):
         x, nb, end = _num(e.t), len(e.edges) - 1, F.lit(e.edges[-1])
         kind = F.when(_kind_known(e, events_only=True), F.lit(0)).otherwise(F.lit(1))
@@ -105,7 +98,7 @@ def _category_is(e: Category, code: int):
 
 
 def aggregate_rows(df, spec: CellSpec, unit: str, k: int) -> list[tuple]:
-    """Rows in `privacy.engine.sql.vector`'s format, computed by Spark after the per-patient bound."""
+    """Rows in `privacy.engine.cells.cell_vector`'s format, computed by Spark after the per-patient bound."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     w = Window.partitionBy(_col(unit)).orderBy(_col(unit))
@@ -122,7 +115,7 @@ def aggregate_rows(df, spec: CellSpec, unit: str, k: int) -> list[tuple]:
     if spec.cell is None:
         return [(b.count(),)]
     parts = [(_col(e.column).cast("string") if isinstance(e, Category) else compile_expr(e)).alias(f"p{i}")
-             for i, (e, _) in enumerate(_parts(spec.cell))]
+             for i, (e, _) in enumerate(cell_parts(spec.cell))]
     extra = [compile_expr(spec.value).alias("v")] if spec.kind == "grouped_sum_count" else []
     cells = b.select(*parts, *extra)
     keys = [f"p{i}" for i in range(len(parts))]
@@ -176,4 +169,4 @@ class SparkEngine:
         except Exception as e:
             raise self._error(e) from e
         self.last_seconds = time.perf_counter() - t
-        return vector(rows, spec)
+        return cell_vector(rows, spec)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from privacy.engine.cells import Above, Bins, Category, CellSpec, DateBins, Mixed, Numeric, Rounded, SurvivalCell
+from privacy.engine.cells import (Above, Bins, Category, CellSpec, DateBins, Numeric, Rounded, SurvivalCell,
+                                 cell_parts, cell_vector)
 
 
 def _num(t, e: Numeric):
@@ -52,12 +53,8 @@ def _date_ladder(d, starts, offset: int = 0):
 
 
 def compile_expr(t, e, dialect: str):
-    """SQLAlchemy expression of one public cell map over table/subquery `t`."""
-    if isinstance(e, Category):
-        text = sa.cast(t.c[e.column], sa.String)
-        k = len(e.categories)
-        whens = [(text == sa.literal(c, sa.String), i) for i, c in enumerate(e.categories)]
-        return sa.case((t.c[e.column].is_(None), k), *whens, else_=k + 1)
+    """SQLAlchemy expression of one public cell map over table/subquery `t` (a categorical part is
+    grouped by its own text and `Mixed` is split into parts: see `aggregate_statement`)."""
     if isinstance(e, Bins):
         x = _num(t, e.x)
         nb = len(e.edges) - 1
@@ -73,8 +70,6 @@ def compile_expr(t, e, dialect: str):
         return sa.case((d.is_(None), e.missing), else_=_date_ladder(d, e.starts[1:]))
     if isinstance(e, Above):
         return _ladder(_num(t, e.x), e.candidates, strict=True)
-    if isinstance(e, Mixed):
-        return compile_expr(t, e.a, dialect) * sa.literal(e.nb, sa.Integer) + compile_expr(t, e.b, dialect)
     if isinstance(e, SurvivalCell):
         x, nb, end = _num(t, e.t), len(e.edges) - 1, sa.literal(e.edges[-1], sa.Float)
         kind = sa.case((survival_kind_known(t, e, events_only=True), 0), else_=1)
@@ -91,13 +86,6 @@ def bounded(table: sa.FromClause, unit: str, k: int) -> sa.Subquery:
     """The table with at most `k` rows per patient (`unit`), as a subquery."""
     rn = sa.func.row_number().over(partition_by=table.c[unit]).label("_dp_row_in_unit")
     return sa.select(table, rn).subquery("bounded")
-
-
-def _parts(e, weight: int = 1) -> list[tuple[object, int]]:
-    """A cell expression as (leaf, weight) parts: cell = sum of code(leaf) * weight."""
-    if isinstance(e, Mixed):
-        return _parts(e.a, weight * e.nb) + _parts(e.b, weight)
-    return [(e, weight)]
 
 
 def survival_kind_known(t, e: SurvivalCell, events_only: bool = False):
@@ -120,7 +108,7 @@ def aggregate_statement(spec: CellSpec, table: sa.FromClause, unit: str, k: int,
                         window: bool = True) -> sa.Select:
     """One SELECT after the per-patient bound (`window=False` only where the table is verified to
     hold at most k rows per patient): (part_0, ..., n) rows grouped by the cell's parts, a
-    categorical part as its text (mapped to the public codes by `vector`, so the database groups
+    categorical part as its text (mapped to the public codes by `cell_vector`, so the database groups
     by its own values instead of evaluating a CASE per row); or one (sum, n) row."""
     b = bounded(table, unit, k) if window else table
     conds = [b.c["_dp_row_in_unit"] <= sa.literal(int(k), sa.Integer)] if window else []
@@ -138,38 +126,11 @@ def aggregate_statement(spec: CellSpec, table: sa.FromClause, unit: str, k: int,
     if spec.kind == "grouped_sum_count":
         extra = [compile_expr(b, spec.value, dialect).label("v")]
     cols = [(sa.cast(b.c[e.column], sa.String) if isinstance(e, Category) else compile_expr(b, e, dialect)
-             ).label(f"p{i}") for i, (e, _) in enumerate(_parts(spec.cell))]
+             ).label(f"p{i}") for i, (e, _) in enumerate(cell_parts(spec.cell))]
     cells = sa.select(*cols, *extra).select_from(b).where(*conds).subquery("cells")
     keys = [cells.c[f"p{i}"] for i in range(len(cols))]
     sums = [sa.func.coalesce(sa.func.sum(cells.c.v), 0).label("s")] if extra else []
     return sa.select(*keys, *sums, sa.func.count().label("n")).group_by(*keys)
-
-
-def vector(rows, spec: CellSpec):
-    """Per-cell counts 0..n-1 from the grouped rows (absent cells are 0); or [sum, count]. A
-    categorical part's text becomes its public code here, as `data.prepare` encodes it."""
-    if spec.kind == "sum_count":
-        (s, n), = rows
-        return [int(s or 0), int(n)]
-    if spec.cell is None:
-        (n,), = rows
-        return [int(n)]
-    import numpy as np
-    parts = _parts(spec.cell)
-    lookups = [({c: i for i, c in enumerate(e.categories)}, len(e.categories)) if isinstance(e, Category) else None
-               for e, _ in parts]
-    grouped = spec.kind == "grouped_sum_count"
-    out = np.zeros(spec.n, dtype=np.int64)
-    sums = np.zeros(spec.n, dtype=np.int64)
-    for row in rows:
-        cell = 0
-        for (e, w), look, v in zip(parts, lookups, row[:len(parts)]):
-            code = int(v) if look is None else (look[1] if v is None else look[0].get(v, look[1] + 1))
-            cell += code * w
-        out[cell] += int(row[-1])
-        if grouped:
-            sums[cell] += int(row[-2])
-    return [sums, out] if grouped else [out]
 
 
 class SqlEngine:
@@ -192,14 +153,13 @@ class SqlEngine:
         return SourceError(f"the cohort's {self.what} could not be read; nothing was spent",
                            owner_detail=f"{type(e).__name__}: {str(getattr(e, 'orig', None) or e)[:500]}")
 
-    def _run(self, *stmts_or_fn):
-        """Execute in one connection; a callable receives the connection (one consistent read)."""
+    def _run(self, stmt_or_read):
+        """Rows of one statement, or what `read(connection)` returns (one consistent read)."""
         import time
         t = time.perf_counter()
         try:
             with self.url_engine.connect() as c:
-                fn = stmts_or_fn[0]
-                rows = fn(c) if callable(fn) else c.execute(fn).fetchall()
+                rows = stmt_or_read(c) if callable(stmt_or_read) else c.execute(stmt_or_read).fetchall()
         except sa.exc.SQLAlchemyError as e:
             raise self._error(e) from e
         self.last_seconds = time.perf_counter() - t
@@ -248,12 +208,12 @@ class SqlEngine:
                     if self.dialect == "postgresql":
                         c.exec_driver_sql("SET TRANSACTION READ ONLY")
                     return c.execute(stmt(window=not self._unique_unit(c))).fetchall()
-            return vector(self._run(read), spec)
+            return cell_vector(self._run(read), spec)
         snap, holds = self._bound_holds()
         rows = self._run(stmt(window=not holds))
         if holds and self.snapshot() != snap:      # the files changed under the query: bound them in SQL
             rows = self._run(stmt(window=True))
-        return vector(rows, spec)
+        return cell_vector(rows, spec)
 
     def statement_sql(self, plan) -> str:
         """The SQL text sent for `plan`, parameters left as placeholders (for review and tests)."""

@@ -41,15 +41,22 @@ def numeric_bins(col: NumericColumn, edges: tuple[float, ...] | None) -> tuple[t
     return e, labels + extra + ["missing"]
 
 
+def extra_bin_codes(col: NumericColumn, e: tuple[float, ...]) -> tuple[int | None, int | None, int]:
+    """Codes of the public below / above / missing buckets after the len(e)-1 bins (None: no such
+    bucket, the edges reach the bound), as `numeric_bins` labels them."""
+    nb = len(e) - 1
+    below = nb if e[0] > col.lower else None
+    above = nb + (below is not None) if e[-1] < col.upper else None
+    return below, above, nb + (below is not None) + (above is not None)
+
+
 def numeric_bin_codes(x: np.ndarray, col: NumericColumn, e: tuple[float, ...]) -> np.ndarray:
     """Row-wise public map from value to bin id (1-stable). Matches `numeric_bins` labels."""
     edges = np.asarray(e)
     nb = len(e) - 1
     codes = np.searchsorted(edges, x, side="right").astype(np.int32) - 1
     codes[x == edges[-1]] = nb - 1                     # last bin is closed on the right
-    below_code = nb if e[0] > col.lower else None
-    above_code = nb + (1 if below_code is not None else 0) if e[-1] < col.upper else None
-    missing_code = nb + (below_code is not None) + (above_code is not None)
+    below_code, above_code, missing_code = extra_bin_codes(col, e)
     if below_code is not None:
         codes[x < edges[0]] = below_code
     if above_code is not None:

@@ -53,6 +53,12 @@ SUM_RESOLUTION_STEPS = 2 ** 12   # centred values are quantised to half-range / 
 EMPTY_GROUP_TAIL = 1e-6
 
 
+def mean_grid(col: NumericColumn) -> tuple[float, float]:
+    """(public mid-range, integer grid units per value unit) of a mean of `col`: values are
+    centred on the mid-range and rounded to half-range / SUM_RESOLUTION_STEPS."""
+    return (col.lower + col.upper) / 2, SUM_RESOLUTION_STEPS / ((col.upper - col.lower) / 2)
+
+
 def _mean_parts(col: NumericColumn, schema: Schema, mechanism: str):
     """Sum and count builders for a mean, both on the quantised centred values (one input).
 
@@ -62,10 +68,8 @@ def _mean_parts(col: NumericColumn, schema: Schema, mechanism: str):
     rounded to a public grid of step half-range / 2^12 first (a row-wise public map); the
     rounding moves a mean by at most half a step, which every interval adds.
     """
-    mid = (col.lower + col.upper) / 2
-    half = (col.upper - col.lower) / 2
+    mid, factor = mean_grid(col)            # factor: integer units per value unit
     H = SUM_RESOLUTION_STEPS
-    factor = H / half                       # integer units per value unit
 
     def sum_b(scale: float):
         return (_int64_space() >> dp.t.then_clamp(bounds=(-H, H))
