@@ -54,6 +54,8 @@ class Plan:
     `cost` is OpenDP's privacy map at d_in = max rows per patient: (epsilon, delta), a
     `calibrate.Cost` that also carries the zCDP form (`cost.rho`, `cost.zcdp`).
     `noise` names each noisy part ("counts", "sum", "count", ...) with its distribution and scale.
+    `cells`: for a count over public cells 0..cells-1 (`then_count_by_categories`), how many (what
+    an engine aggregates, `privacy.engine`); None for other measurements.
     """
 
     query: Query
@@ -71,6 +73,7 @@ class Plan:
     truth_fn: Callable[[PreparedCohort], list[float]]
     preview_fn: Callable[[float], dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
+    cells: int | None = None
 
     def run(self, cohort: PreparedCohort, alpha: float = 0.05, engine: str | None = None) -> Outcome:
         """Invoke the measurement once on the private cohort. Spends budget: call via release().

@@ -23,8 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from privacy.opendp_runtime import dp
-from privacy.queries import CountQuery, CrossTabQuery, GroupedQuantileQuery, HistogramQuery, MeanQuery, \
-    QuantileQuery, SurvivalQuery
+from privacy.queries import CountQuery, MeanQuery
 
 
 class EngineUnsupported(ValueError):
@@ -71,20 +70,10 @@ class AggregateNoise:
 
 
 def n_cells(plan) -> int:
-    """Number of public cells of a counts-type plan, from the query and the public schema only."""
-    q, schema = plan.query, plan.schema
-    if isinstance(q, (HistogramQuery, CrossTabQuery)):
-        return len(plan.labels)
-    if isinstance(q, (QuantileQuery, GroupedQuantileQuery)):
-        k = len(schema.column(q.column).quantile_candidates)
-        groups = len(schema.column(q.by).bucket_labels) if isinstance(q, GroupedQuantileQuery) else 1
-        return groups * (k + 1)
-    if isinstance(q, SurvivalQuery):
-        e = schema.endpoint(q.endpoint, q.column)
-        nb = len(e.bin_edges or schema.column(e.time).bin_edges) - 1
-        groups = len(schema.column(q.by).bucket_labels) if q.by else 1
-        return groups * (2 * nb + 1)
-    raise EngineUnsupported(f"{type(q).__name__} has no public-cell form")
+    """Number of public cells of a counts-type plan (its builder declares them: `Plan.cells`)."""
+    if plan.cells is None:
+        raise EngineUnsupported(f"{type(plan.query).__name__} has no public-cell form")
+    return plan.cells
 
 
 def _int_space(T):

@@ -134,7 +134,7 @@ def _counts_plan(query: Query, schema: Schema, epsilon: float, mechanism: str, d
         return {"kind": "counts", "halfwidth": a, "unit": schema.rows_word, "words": words.counts(a, schema, what)}
 
     return Plan(query, schema, epsilon, mechanism, delta, m, d_in, cost, labels, {"counts": (noise, scale)},
-                make_input, finish, truth, preview, extra or {})
+                make_input, finish, truth, preview, extra or {}, cells=n_cats)
 
 
 def _count_plan(q: CountQuery, schema, epsilon, mechanism, delta) -> Plan:

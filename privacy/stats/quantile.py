@@ -300,7 +300,7 @@ def _quantile_plan(q, schema, epsilon, mechanism, delta):
         extra["mechanism_note"] = ("Gaussian noise is not used for quantiles: this release uses pure "
                                    "epsilon-DP discrete Laplace noise (delta = 0), at most the requested epsilon.")
     return Plan(q, schema, epsilon, "laplace", 0.0, m, d_in, cost, groups,
-                {"counts": (NOISE, scale)}, make_input, finish, truth, preview, extra)
+                {"counts": (NOISE, scale)}, make_input, finish, truth, preview, extra, cells=len(cells))
 
 
 from privacy.measurements import register  # noqa: E402

@@ -243,7 +243,7 @@ def _survival_plan(q: SurvivalQuery, schema, epsilon, mechanism, delta):
                        + "); Kaplan-Meier by post-processing",
              "endpoint": e.name, "time_bins": nb, "time_unit": tcol.unit}
     return Plan(q, schema, epsilon, mechanism, delta, m, d_in, cost, labels, {"counts": (noise, scale)},
-                make_input, finish, truth, preview, extra)
+                make_input, finish, truth, preview, extra, cells=len(cells))
 
 
 def _z(alpha: float) -> float:
