@@ -56,7 +56,7 @@ LEGEND = """\
 times are medians in ms. build1 = build_plan, cache miss (fresh epsilon); build = cache hit.
 e2e1 = release() with a fresh epsilon (plan built inside); e2e = release() with the plan cached (as
 after a preview), fresh analyst and fresh ledger each time (releases are shared per dataset). Both include ledger reserve + invoke + store on a temp
-SQLite ledger (WAL, synchronous=FULL). invoke = plan.measurement(plan.make_input(cohort)), plus
+SQLite ledger (WAL; the result's commit synced to disk). invoke = plan.measurement(plan.make_input(cohort)), plus
 .collect() for grouped-mean, whose Polars measurement returns a lazy OnceFrame.
 numpy = insecure baseline on the same prepared columns plus NumPy noise (count's baseline is len(),
 O(1), so its inv/np ratio only shows fixed cost). MB = {memory}."""

@@ -13,7 +13,9 @@ Facts:
 - A release is charged BEFORE it is invoked: in one `BEGIN IMMEDIATE` transaction the ledger
   checks the dataset budget, the delta budget and the analyst's allowance, then appends a
   'reserve' row (epsilon, delta, and rho in its payload). Results are appended as 'result'
-  rows. A failed or interrupted invocation stays charged.
+  rows. A failed or interrupted invocation stays charged. The reservation's commit does not
+  wait for the disk; the result's (or failure's) does, and it is made before anything is
+  shown, so every release an analyst saw is on disk with its charge (see `reserve`).
 - **One release per question per dataset.** An identical release (same dataset, query, epsilon,
   mechanism, delta) is served from its stored result to any analyst at no cost, never fresh
   noise; the first time an analyst is served someone else's release a 'served' row (cost 0)
@@ -252,17 +254,31 @@ class BudgetLedger:
                 self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ledger', ?)", (top[0],))
 
     # ------------------------------------------------------------------ transactions & appends
-    def _tx(self):
+    def _tx(self, synced: bool = True):
+        """A write transaction. `synced=False` commits without waiting for the disk (WAL,
+        synchronous=NORMAL): the commit survives a crash of this process, not a power loss, until
+        the next synced commit writes the log to disk (the WAL is one file, synced as a whole)."""
         db = self
 
         class _Tx:
             def __enter__(self_inner):
                 try:
+                    if not synced:
+                        db._db.execute("PRAGMA synchronous=NORMAL")
                     db._db.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as e:
+                    if not synced:
+                        db._db.execute("PRAGMA synchronous=FULL")
                     raise LedgerError(f"the budget ledger is busy or unavailable ({e}); nothing was spent") from None
 
             def __exit__(self_inner, et, ev, tb):
+                try:
+                    return self_inner._end(et, ev)
+                finally:
+                    if not synced:
+                        db._db.execute("PRAGMA synchronous=FULL")
+
+            def _end(self_inner, et, ev):
                 if et is None:
                     try:
                         db._db.execute("COMMIT")
@@ -282,12 +298,13 @@ class BudgetLedger:
 
     def _append(self, **row: Any) -> int:
         row.setdefault("ts", _now())
-        last = self._db.execute("SELECT hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
-        prev = last[0] if last else GENESIS
-        nxt = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger").fetchone()[0]
-        top = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='ledger'").fetchone()
-        if top is not None and top[0] >= nxt:
-            nxt = top[0] + 1   # never reuse the number of a deleted row (verify() reports the gap)
+        last, top, high = self._db.execute(
+            "SELECT (SELECT hash FROM ledger ORDER BY seq DESC LIMIT 1), COALESCE(MAX(seq), 0), "
+            "(SELECT seq FROM sqlite_sequence WHERE name='ledger') FROM ledger").fetchone()
+        prev = last if last is not None else GENESIS
+        nxt = top + 1
+        if high is not None and high >= nxt:
+            nxt = high + 1   # never reuse the number of a deleted row (verify() reports the gap)
         seq_row = dict(row, seq=nxt)
         for c in ("release_key", "mechanism", "query", "payload", "actor"):
             seq_row.setdefault(c, None)
@@ -360,22 +377,19 @@ class BudgetLedger:
         return self.dataset_state(dataset)
 
     def _sums(self, dataset: str, analyst: str | None = None, need_rho: bool = True) -> tuple[float, float, float, int]:
-        """(epsilon, delta, rho, releases) reserved on the dataset (by one analyst if given).
-        rho (zCDP accounting only) of rows written before rho was recorded is converted by OpenDP."""
-        sql = ("SELECT epsilon, delta, json_extract(payload, '$.rho') FROM ledger "
-               "WHERE kind='reserve' AND dataset=?")
-        args: list[Any] = [dataset]
-        if analyst is not None:
-            sql += " AND analyst=?"
-            args.append(analyst)
-        eps = dlt = rho = 0.0
-        n = 0
-        for e, d, r in self._db.execute(sql, args):
-            eps += e
-            dlt += d
-            if need_rho:
-                rho += r if r is not None else _legacy_rho(e, d)
-            n += 1
+        """(epsilon, delta, rho, releases) reserved on the dataset (by one analyst if given), summed
+        by SQLite. rho (zCDP accounting only) of rows written before rho was recorded is converted by OpenDP."""
+        where = "WHERE kind='reserve' AND dataset=?" + (" AND analyst=?" if analyst is not None else "")
+        args = [dataset] + ([analyst] if analyst is not None else [])
+        n, eps, dlt, rho = self._db.execute(
+            "SELECT COUNT(*), TOTAL(epsilon), TOTAL(delta), TOTAL(json_extract(payload, '$.rho')) FROM ledger "
+            + where, args).fetchone()
+        if need_rho:
+            for e, d in self._db.execute(f"SELECT epsilon, delta FROM ledger {where} "
+                                         "AND json_extract(payload, '$.rho') IS NULL ORDER BY seq", args):
+                rho += _legacy_rho(e, d)
+        else:
+            rho = 0.0
         return eps, dlt, rho, n
 
     def dataset_state(self, dataset: str, default_total: float | None = None,
@@ -523,12 +537,20 @@ class BudgetLedger:
         Returns the stored payload (dict) for a repeat (by anyone; `legacy_keys` are the keys an
         older ledger used for the same release), else a Reservation. Raises BudgetExceeded
         (nothing charged; a 'refusal' audit row is recorded) when the release does not fit.
+
+        Durability: a new reservation is committed without waiting for the disk (it is visible to
+        every session at once and survives a crash of this process), and becomes durable against a
+        power loss with the synced commit of its result or failure (`store_result`,
+        `record_failure`), which the caller makes before anything is shown. A power loss before
+        that loses a reservation whose result nobody saw. A stored answer is served in a synced
+        commit (its 'served' audit row is kept).
         """
         rho = _legacy_rho(epsilon, delta) if rho is None else float(rho)
         deadline = time.monotonic() + IN_FLIGHT_WAIT_S
         while True:
+            repeat = any(self.stored_result(k) is not None for k in (release_key, *legacy_keys))
             try:
-                with self._tx():
+                with self._tx(synced=repeat):
                     row = self._ensure_dataset(dataset, default_total, default_delta)
                     for k in (release_key, *legacy_keys):
                         stored = self.stored_result(k)

@@ -149,9 +149,9 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
         ledger.record_failure(got, ds, analyst, detail)
         raise ReleaseError("the release failed after its cost was charged; the data owner can see why in "
                            "the ledger's audit trail", owner_detail=detail) from e
-    rel = _make_release(plan, ds, analyst, key, out.values, out.ci_low, out.ci_high, out.extra, alpha)
-    ledger.store_result(got, ds, analyst, rel.to_dict())
-    return _with_budget(Release.from_dict(rel.to_dict()), ledger, analyst)
+    stored = _make_release(plan, ds, analyst, key, out.values, out.ci_low, out.ci_high, out.extra, alpha).to_dict()
+    ledger.store_result(got, ds, analyst, stored)
+    return _with_budget(Release.from_dict(stored), ledger, analyst)
 
 
 def _keys(ds: str, plan: Plan, ledger: BudgetLedger) -> tuple[str, tuple[str, ...]]:
