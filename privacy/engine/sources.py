@@ -57,8 +57,10 @@ def open_cohort(schema: Schema, secrets: Mapping[str, str] | None = None, check:
     if src.kind == "parquet":
         path = os.path.join(src.path, "**", "*.parquet") if os.path.isdir(src.path) else src.path
         table = sa.func.read_parquet(sa.bindparam("parquet_path", path)).table_valued(*names).alias("cohort")
+        from privacy.engine.file_bound import most_rows_per_unit
         engine = SqlEngine("duckdb:///:memory:", table, unit, k, "duckdb", "Parquet files",
-                           connect_args=_duckdb_config(src), snapshot=file_snapshot(src.path))
+                           connect_args=_duckdb_config(src), snapshot=file_snapshot(src.path),
+                           most_rows=most_rows_per_unit)
     elif src.kind == "duckdb":
         table = sa.table(src.table, *[sa.column(n) for n in names], schema=src.namespace or None)
         engine = SqlEngine(f"duckdb:///{src.path}", table, unit, k, "duckdb", "DuckDB database",
