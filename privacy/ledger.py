@@ -206,6 +206,7 @@ class BudgetLedger:
         self.path = Path(path)
         self.timeout = timeout
         self._releases_cache: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}
+        self._legacy: dict[str, list[str]] = {}
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -459,9 +460,13 @@ class BudgetLedger:
         return [self._analyst_state(data, a) for a in names]
 
     def legacy_analysts(self, dataset: str) -> list[str]:
-        """Analysts with releases stored under the per-analyst keys of older ledgers."""
-        return [r[0] for r in self._db.execute(
-            "SELECT DISTINCT analyst FROM ledger WHERE kind='reserve' AND dataset=? AND payload IS NULL", (dataset,))]
+        """Analysts with releases stored under the per-analyst keys of older ledgers. Read once per
+        dataset and kept: this code writes every reservation with a payload, so the list cannot grow."""
+        if dataset not in self._legacy:
+            self._legacy[dataset] = [r[0] for r in self._db.execute(
+                "SELECT DISTINCT analyst FROM ledger WHERE kind='reserve' AND dataset=? AND payload IS NULL",
+                (dataset,))]
+        return list(self._legacy[dataset])
 
     def datasets(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT dataset FROM ledger ORDER BY dataset")]
