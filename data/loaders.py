@@ -14,6 +14,11 @@ other parse problems come from the reader's own errors, turned into the messages
 columns with few distinct values are read as pandas categoricals (typed once, like a Parquet file
 written from categoricals); ISO dates (2024-01-31) and times are read as datetimes.
 
+Parquet is read by pyarrow with the file's pandas metadata (what `pandas.read_parquet` gives), from
+the bytes or, for a path of 1 MiB or more, the memory-mapped file. For both formats each dictionary
+column is concatenated into one chunk before the conversion to pandas (the same categories in the
+same order, without pyarrow's per-value recoding of many chunks).
+
 Every problem raises a `LoadError` (a `ValueError`, and a `data.prepare.DataValidationError`) subclass
 with a one-line, human message naming the file and, where it helps, the line, column or byte:
 
