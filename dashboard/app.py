@@ -26,6 +26,9 @@ from dashboard import startup  # noqa: E402
 if __name__ == "__main__":          # a run of the app's script
     startup.wait()                  # a warm-up still importing at server start: let it finish first
     from dashboard.shell import run
-    run()
+    try:
+        run()
+    finally:
+        startup.run_event("run end")
 else:                               # imported by `streamlit run` (or uvicorn): the server itself
     app = st.App(__file__, lifespan=startup.lifespan)
