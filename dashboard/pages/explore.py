@@ -21,6 +21,9 @@ schema = ctx.schema
 FREE_HEADING = "Free: answered from an earlier release (costs nothing)"
 FREE_NOTE = ("Its interval may be wider than a fresh release's: it adds up several noisy values of that "
              "release, and their noise adds up too.")
+PAY_LABEL = "Pay for a fresh release instead"
+PAY_HELP = ("Shows the privacy level, what a fresh release would cost and the Release button. The free "
+            "answer above costs nothing.")
 AT_RISK_COLUMNS = 5          # number-at-risk times shown on screen (all of them are in the release)
 # A result that no longer answers the controls is greyed (the container keyed "ex_stale").
 STALE_CSS = "<style>.st-key-ex_stale {opacity: 0.5; filter: grayscale(1);}</style>"
@@ -120,7 +123,11 @@ with left:
             st.caption(f"From {free.extra['derived_from_description']} ({free.extra['derived_how']}). {FREE_NOTE}")
             st.button("Show the free answer", key="free", type="primary", on_click=_show_free, args=(query, ctx))
         st.markdown("**Or pay for a fresh release** (spends budget)")
-    eps = epsilon_chooser(query, schema, ctx.mechanism, "ex")
+        # Paying is the analyst's choice here: its controls, cost and any budget warning come after it
+        pay = st.toggle(PAY_LABEL, key="ex_pay", help=PAY_HELP)
+    else:
+        pay = True
+    eps = epsilon_chooser(query, schema, ctx.mechanism, "ex") if pay else None
     ok = query is not None and eps is not None and preview_box(query, schema, eps, ctx.mechanism)
     if eps is not None:
         st.caption(epsilon_words(eps))          # the epsilon chosen here, whatever the mode
@@ -139,10 +146,11 @@ with left:
         error = None
     if refusal is not None and error is None:    # shown once: here, or as the refusal of the click (result area)
         st.warning(refusal_words(refusal, schema.title, schema.dataset_id))
-    st.button("Release", key="release", type="primary", disabled=not ok or refusal is not None,
-              on_click=_do_release, args=(query, eps, ctx),
-              help="Spends the cost shown above from your budget, then shows the result. "
-                   "An identical release is shown again for free.")
+    if pay:
+        st.button("Release", key="release", type="primary", disabled=not ok or refusal is not None,
+                  on_click=_do_release, args=(query, eps, ctx),
+                  help="Spends the cost shown above from your budget, then shows the result. "
+                       "An identical release is shown again for free.")
     st.button("Add to my report", key="add_report", disabled=query is None, on_click=_add_to_report, args=(query, ctx.cohort_name),
               help="Collect several statistics and release them together: one charge for all, or none.")
     basket = _basket(ctx.cohort_name)
@@ -183,8 +191,9 @@ with right:
     elif res and res["cohort"] == ctx.cohort_name and res["analyst"] == ctx.analyst:
         rel = Release.from_dict(res["release"])
         asked = res.get("asked", {})
-        stale = asked.get("query") != now["query"] or (
-            not asked.get("free") and (asked.get("epsilon") != now["epsilon"] or asked.get("mechanism") != now["mechanism"]))
+        # not paying (a free answer is offered, no epsilon chosen): the question alone says whether it is stale
+        stale = asked.get("query") != now["query"] or (pay and not asked.get("free") and (
+            asked.get("epsilon") != now["epsilon"] or asked.get("mechanism") != now["mechanism"]))
         derived = bool(rel.extra.get("derived_from"))
         cost = "free, from an earlier release" if derived else f"ε {rel.epsilon:.3g}"
         fig = _result_figure(rel, res["release"], schema)
@@ -230,6 +239,9 @@ with right:
                                "application/json", key="ex_json")
         noise = ", ".join(f"{k}: {v['distribution']} scale {v['scale']:.3g}" for k, v in rel.noise.items())
         st.caption(f"{rel.description} · mechanism {rel.mechanism} ({noise}) · 95% intervals · {rel.timestamp}")
+    elif not pay:
+        st.info("This question has a free answer: press **Show the free answer**, or choose to pay for a "
+                "fresh release.")
     elif refusal is None:
         st.info("Choose a statistic and a privacy level, check the expected accuracy, then press **Release**.")
 
