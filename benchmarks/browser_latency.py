@@ -12,7 +12,7 @@ page: from `button.click()` to the first animation frame after the chart for THA
 Next to it: `privacy.release.release` alone, in-process, on the same cohort (same query and
 epsilons, its own temporary ledger), so the UI overhead (websocket, script rerun, figure
 serialisation, Plotly drawing) is visible. Also timed: the cold page load (the first page of the
-fresh server, which imports OpenDP and builds the cohort), the first release of that page (it also
+fresh server, whose start-up warm-up imports OpenDP and builds the cohort), the first release of that page (it also
 loads the browser's chart code), and a page load by a second visitor once the server is warm.
 
 Each size is measured on `--cold` fresh servers (default 3): the cold page load (`page.goto` until
@@ -395,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         if rows >= 10**6:
             verdicts.append((rows, {"median": ui_med, "first": med(firsts), "load": med(loads)}))
     print("cold page load: page.goto on a fresh server until the Explore page's run is over and its Release "
-          "button is shown (imports and OpenDP, the cohort build overlapping them, the page); "
+          "button is shown (the app's warm-up, imports, OpenDP and the cohort build, runs from the server's "
+          "start: split below); "
           "1st release: the first release's click->chart on that page (at ε 0.1, not in the later median); "
           "later click->chart: in-page, button.click() to the first frame after the new chart has its bars; "
           "release(): in-process, same cohort/query/epsilons; UI overhead = difference of medians; 2nd "
