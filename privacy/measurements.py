@@ -133,18 +133,23 @@ _BUILDERS: dict[type, Callable] = {}   # query type -> plan builder; each statis
 
 def register(query_type: type, builder: Callable) -> None:
     _BUILDERS[query_type] = builder
-    build_plan.cache_clear()
+    _build_plan.cache_clear()
 
 
 def unregister(query_type: type) -> None:
     _BUILDERS.pop(query_type, None)
-    build_plan.cache_clear()
+    _build_plan.cache_clear()
+
+
+def build_plan(query: Query, schema: Schema, epsilon: float, mechanism: str = "laplace",
+               delta: float = DEFAULT_DELTA) -> Plan:
+    """Validate and calibrate. Raises QueryError for bad specs/epsilon. Touches no data.
+    Plans are cached per (query, schema, epsilon, mechanism, delta), however the call names them."""
+    return _build_plan(query, schema, epsilon, mechanism, delta)
 
 
 @functools.lru_cache(maxsize=512)
-def build_plan(query: Query, schema: Schema, epsilon: float, mechanism: str = "laplace",
-               delta: float = DEFAULT_DELTA) -> Plan:
-    """Validate and calibrate. Raises QueryError for bad specs/epsilon. Touches no data."""
+def _build_plan(query: Query, schema: Schema, epsilon: float, mechanism: str, delta: float) -> Plan:
     validate_query(query, schema)
     epsilon = validate_epsilon(epsilon)
     validate_mechanism(mechanism)

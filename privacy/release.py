@@ -19,7 +19,7 @@ from typing import Any
 from data.prepare import PreparedCohort
 from privacy.calibrate import DEFAULT_DELTA
 from privacy.ledger import BudgetLedger, Reservation
-from privacy.engine import SourceError, measure, prepare_input
+from privacy.engine import EngineUnsupported, SourceError, aggregate_noise, measure, prepare_input
 from privacy.measurements import Plan, build_plan
 from privacy.queries import (Query, QueryError, legacy_release_key, query_from_dict, release_key,
                              validate_epsilon, validate_mechanism, validate_query)
@@ -325,8 +325,18 @@ class Preview:
 
 def preview(query: Query, schema, epsilon: float, mechanism: str = "laplace", delta: float = DEFAULT_DELTA,
             alpha: float = ALPHA) -> Preview:
-    epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
-    plan = build_plan(query, schema, epsilon, mechanism, delta)
+    """Cost and expected accuracy of a release (public math, no data). It also readies the plan's
+    aggregate form (OpenDP's maps checked against the cost, `privacy.engine.aggregate_noise`), so
+    the Release that follows only aggregates, draws noise and writes the ledger."""
+    plan = build_plan(query, schema, *_checked(epsilon, mechanism, delta))
+    try:
+        aggregate_noise(plan)
+    except EngineUnsupported:
+        pass                     # a row-level plan: OpenDP's measurement reads the rows
+    return _preview_of(plan, alpha)
+
+
+def _preview_of(plan: Plan, alpha: float) -> Preview:
     e = plan.expected_error(alpha)
     return Preview(plan.cost[0], plan.cost[1], plan.mechanism, float(e.get("halfwidth", float("nan"))),
                    e.get("words", ""), e)
@@ -341,7 +351,7 @@ def epsilon_for_error(query: Query, schema, target_halfwidth: float, mechanism: 
         raise ValueError(f"target error must be a positive number, got {target_halfwidth!r}")
 
     def err(eps: float) -> float:
-        return preview(query, schema, eps, mechanism, delta, alpha).halfwidth
+        return _preview_of(build_plan(query, schema, *_checked(eps, mechanism, delta)), alpha).halfwidth
 
     lo, hi = eps_range
     if not err(hi) <= target_halfwidth:
