@@ -33,7 +33,7 @@ from dashboard.figures.common import (BLACK, BLUE, COUNT_STATS, FONT_SIZE, GREEN
                                       _is_count, _layout, _level, _median, _num, _parse_date_label,
                                       _rgba, _series_colour, _stat_word, _subtitle, _tick_labels,
                                       _uninformative, _with_unit, greyed, not_enough_words,
-                                      rows_noun)
+                                      on_bound, rows_noun)
 from dashboard.figures.exports import (_FORMULA_PREFIXES, _csv_cell, _jsonable, _metadata, _neutralise,  # noqa: F401
                                        release_csv_bytes, release_json_bytes, rows_csv_bytes)
 from dashboard.figures.heatmap import _heatmap_figure  # noqa: F401

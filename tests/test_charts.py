@@ -172,6 +172,33 @@ def test_grouped_mean_per_group(schema):
     assert fig.layout.yaxis.title.text == "Gleason"
 
 
+def test_mean_on_a_public_bound_shows_its_interval_not_a_value(schema):
+    """A group whose noisy mean was clamped to the column's public bound (0-10 ng/mL) with an
+    informative interval: no dot and no number, its interval in grey with the words, in the chart,
+    the table and the CSV; an empty group (count rule) stays silent; other groups keep their values."""
+    rel = make_release("grouped-mean", ["6", "7", "8"], [10.0, 5.2, 0.0], lo=[8.1, 4.8, 0.0], hi=[10.0, 5.6, 10.0],
+                       column="x", by="g", extra={"noisy_counts": [40, 300, -2], "empty_below": 9.0})
+    assert charts.on_bound(rel, schema) == [True, False, False]          # '8' is empty: silent, not grey
+    fig = charts.release_figure(rel, schema)
+    main = fig.data[0]
+    assert math.isnan(main.x[0]) and main.text[0] == "" and main.text[1] == "5.20" and math.isnan(main.x[2])
+    grey = [t for t in fig.data[1:] if list(t.y) == ["6", "6"]]
+    assert len(grey) == 1 and list(grey[0].x) == [8.1, 10.0]
+    assert "not enough patients to estimate (95% interval 8.1 to 10 ng/mL)" in grey[0].text[1]
+    assert "public bound 10 ng/mL (clamped)" in main.hovertext[0]
+    silent = [t for t in fig.data[1:] if t.mode == "text"]
+    assert len(silent) == 1 and list(silent[0].y) == ["8"]
+    assert "public bound" in fig.layout.title.subtitle.text
+    d = charts.display_table(rel, schema)
+    assert d["Value"].tolist() == ["not enough patients to estimate", "5.2", "not enough patients to estimate"]
+    assert d["95% interval"].tolist() == ["8.1 to 10", "4.8 to 5.6", ""]
+    assert charts.release_table(rel, schema)["shown"].isna().tolist() == [True, False, True]
+    # A single mean on a bound, and a value strictly inside, are told apart the same way.
+    inside = make_release("mean", ["all"], [9.99], lo=[9.5], hi=[10.0], column="x")
+    assert charts.on_bound(inside, schema) == [False]
+    assert charts.on_bound(make_release("mean", ["all"], [0.0], lo=[0.0], hi=[0.4], column="x"), schema) == [True]
+
+
 # -------------------------------------------------------------------------------- crosstab
 def _crosstab(extra=True):
     rows, cols = ["6", "7", "8", "missing", "other"], ["0–2", "2–4", "4–6", "missing"]

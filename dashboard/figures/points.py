@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from dashboard.figures.common import (BLUE, FONT_SIZE, GREY, GREY_BUCKETS, WEAK_SHARE, _arr, _col_label, _col_unit,
                                       _column, _count, _count_unit, _decimals, _empty, _esc, _layout, _level, _median,
                                       _num, _sentence, _stat_word, _subtitle, _tick_labels, _uninformative, _with_unit,
-                                      not_enough_words)
+                                      not_enough_words, on_bound)
 from data.schema import Schema
 
 if TYPE_CHECKING:  # no OpenDP import just for type hints
@@ -31,12 +31,21 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
     u = f" {_esc(unit)}" if unit else ""
     counts = release.extra.get("noisy_counts")
     weak = _uninformative(release, schema)
+    bound = on_bound(release, schema)      # weak too, but their interval says something: drawn in grey
+    col_ = _column(schema, col)
     nothing = not_enough_words(release, schema)
     single = len(labels) == 1
     label = _col_label(schema, col)
     what = f"{_stat_word(q)} {_sentence(label) if _stat_word(q) else label}".strip() or "Value"  # Median PSA
     hover, text = [], []
     for i, lab in enumerate(labels):
+        if bound[i]:    # clamped to a public bound: the interval only
+            edge = col_.lower if v[i] <= col_.lower + 1e-9 else col_.upper
+            hover.append(f"<b>{_esc(lab)}</b><br>{nothing.capitalize()}: the estimate sits on the public bound "
+                         f"{edge:g}{u} (clamped), so the release gives only its {level} interval, "
+                         f"{lo[i]:.3g} to {hi[i]:.3g}{u}")
+            text.append("")
+            continue
         if weak[i]:     # no value, no group size: nothing can be said of this group
             hover.append(f"<b>{_esc(lab)}</b><br>{nothing.capitalize()}: the {level} interval covers (nearly) the "
                          "whole public range, so no value is shown")
@@ -64,8 +73,14 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
                      arrayminus=np.where(weak, 0, np.clip(v - lo, 0, None)), color="#333333", thickness=1.6, width=6),
         customdata=np.column_stack([v, lo, hi]), hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
         name=_esc(_with_unit(what, unit))))
-    if any(weak):
-        col_ = _column(schema, col)
+    for i in (i for i, b in enumerate(bound) if b):
+        fig.add_trace(go.Scatter(x=[lo[i], hi[i]], y=[labels[i]] * 2, mode="lines+text",
+                                 line=dict(color="#9a9a9a", width=2), textposition="top center",
+                                 text=["", f"  {nothing} ({level} interval {lo[i]:.3g} to {hi[i]:.3g}{u})"],
+                                 textfont=dict(color="#6b6b6b", size=FONT_SIZE - 1), hovertext=[hover[i]] * 2,
+                                 hovertemplate="%{hovertext}<extra></extra>", showlegend=False, name=nothing))
+    silent = [w and not b for w, b in zip(weak, bound)]
+    if any(silent):
         ok = ~np.asarray(weak) & np.isfinite(lo) & np.isfinite(hi)
         if ok.any():       # the middle of what is drawn, so the words are not cut at the plot's edge
             centre = (float(np.min(lo[ok])) + float(np.max(hi[ok]))) / 2
@@ -73,14 +88,15 @@ def _point_figure(release: "Release", schema: Schema | None) -> go.Figure:
             centre = (float(col_.lower) + float(col_.upper)) / 2
         else:
             centre = float(np.nanmedian(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(v).any() else 0.0
-        idx = [i for i, w in enumerate(weak) if w]
+        idx = [i for i, w in enumerate(silent) if w]
         fig.add_trace(go.Scatter(x=[centre] * len(idx), y=[labels[i] for i in idx], mode="text",
                                  text=[nothing] * len(idx), textfont=dict(color="#6b6b6b", size=FONT_SIZE - 1),
                                  hovertext=[hover[i] for i in idx], hovertemplate="%{hovertext}<extra></extra>",
                                  showlegend=False, name=nothing))
     x_title = _with_unit(what if what != "Value" else "", unit)
     y_title = _col_label(schema, q.get("by")) if q.get("stat") in ("grouped-mean", "grouped-quantile") else ""
-    notes = [f"'{nothing}': interval ≈ whole public range" if any(weak) else ""]
+    notes = [f"'{nothing}': interval ≈ whole public range" if any(silent) else "",
+             "grey: estimate on a public bound, interval only" if any(bound) else ""]
     _layout(fig, release.description, _subtitle(release, notes), x_title, y_title)
     fig.update_yaxes(type="category", autorange="reversed", tickmode="array", tickvals=labels,
                      ticktext=_tick_labels(labels), showticklabels=not single)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dashboard.figures.common import (_arr, _col_label, _col_unit, _count, _count_bounds, _count_unit, _crosstab_axes,
                                       _decimals, _display_values, _is_count, _level, _num, _sentence, _stat_word,
-                                      _uninformative, not_enough_words, rows_noun)
+                                      _uninformative, not_enough_words, on_bound, rows_noun)
 from data.schema import Schema
 
 if TYPE_CHECKING:  # no OpenDP import just for type hints
@@ -136,11 +136,13 @@ def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFr
     fmt = (lambda v: f"{v:,.0f}" if math.isfinite(v) else "") if count else (
         lambda v: f"{v:.3g}" if math.isfinite(v) else "")
     weak = _uninformative(release, schema)
+    interval_only = on_bound(release, schema)      # a mean clamped to a public bound: its interval stays
     nothing = not_enough_words(release, schema)
     out = pd.DataFrame({first_header(release, schema): df["label"],
                         "Value": [nothing if w else fmt(v) for v, w in zip(df["shown"], weak)],
                         f"{_level(release.alpha)} interval": [
-                            "" if w or not math.isfinite(a) else f"{fmt(a)} to {fmt(b)}" for a, b, w in zip(lo, hi, weak)]})
+                            "" if (w and not b) or not math.isfinite(a) else f"{fmt(a)} to {fmt(b_)}"
+                            for a, b_, w, b in zip(lo, hi, weak, interval_only)]})
     if "noisy_count" in df:
         out[group_size_header(schema)] = ["" if w else f"{max(v, 0):,.0f}" for v, w in zip(df["noisy_count"], weak)]
     notes = [_shown_note(n, w) for n, w in zip(df["note"], weak)]

@@ -1,10 +1,8 @@
 """Radiology review: a ready report for an exam log with one total epsilon split across statistics."""
 from __future__ import annotations
 
-import html as _html
 import math
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import charts, report_export
@@ -99,47 +97,6 @@ def changes_beyond_noise(lo, hi) -> int:
     return sum(1 for i in range(1, len(lo)) if lo[i] > hi[i - 1] or hi[i] < lo[i - 1])
 
 
-def bound_estimates(rel, schema) -> list[int]:
-    """Values of a mean release that sit on a public bound of the column: the noisy sum fell at or
-    beyond it and the estimate was clamped there, so the release supports an interval, not a
-    value. Post-processing of the released values and the public bounds only."""
-    col = schema.column(rel.query["column"])
-    return [i for i, v in enumerate(rel.values)
-            if math.isfinite(v) and (v <= col.lower + 1e-9 or v >= col.upper - 1e-9)]
-
-
-def no_value_at_bound(fig: go.Figure, rel, schema, idx: list[int]) -> list[str]:
-    """Take the dot and number off values clamped to a public bound (their interval stays, in grey,
-    with 'not enough ... to estimate'); returns the labels changed. Values already shown as 'not
-    enough' (no dot) are left as they are."""
-    if not fig.data or not idx:
-        return []
-    main = fig.data[0]
-    x = list(main.x)
-    todo = [i for i in idx if i < len(x) and x[i] is not None and math.isfinite(float(x[i]))]
-    if not todo:
-        return []
-    col = schema.column(rel.query["column"])
-    unit = f" {col.unit}" if col.unit else ""
-    text, hover = list(main.text), list(main.hovertext)
-    arr, arrm = list(main.error_x.array), list(main.error_x.arrayminus)
-    nothing = f"not enough {schema.rows_word} to estimate"
-    labels = [str(v) for v in rel.labels]
-    for i in todo:
-        lo, hi = float(rel.ci_low[i]), float(rel.ci_high[i])
-        x[i], text[i], arr[i], arrm[i] = None, "", 0, 0
-        hover[i] = (f"<b>{_html.escape(labels[i])}</b><br>{nothing.capitalize()}: the estimate sits on the public "
-                    f"bound {col.lower if rel.values[i] <= col.lower + 1e-9 else col.upper:g}{unit} (clamped), so "
-                    f"the release gives only its 95% interval, {lo:.3g} to {hi:.3g}{unit}")
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[labels[i]] * 2, mode="lines+text", line=dict(color="#9a9a9a", width=2),
-                                 text=["", f"  {nothing} (95% interval {lo:.3g} to {hi:.3g}{unit})"],
-                                 textposition="middle right", textfont=dict(color="#6b6b6b"),
-                                 hovertext=[hover[i]] * 2, hovertemplate="%{hovertext}<extra></extra>",
-                                 showlegend=False, name=nothing))
-    main.update(x=x, text=text, hovertext=hover, error_x=dict(array=arr, arrayminus=arrm))
-    return [labels[i] for i in todo]
-
-
 figs = {}
 notes: dict[str, str] = {}
 if "volume" in rels:
@@ -177,7 +134,7 @@ if "volume" in rels:
 if "turnaround_mean" in rels:
     r = rels["turnaround_mean"]
     figs["turnaround_mean"] = charts.release_figure(r, schema)
-    clamped = no_value_at_bound(figs["turnaround_mean"], r, schema, bound_estimates(r, schema))
+    clamped = [str(lab) for lab, b in zip(r.labels, charts.on_bound(r, schema)) if b]
     main_x = list(figs["turnaround_mean"].data[0].x) if figs["turnaround_mean"].data else []
     if main_x and all(v is None or not math.isfinite(float(v)) for v in main_x):
         col = schema.column(r.query["column"])       # no value anywhere: the public range, not a sliver of it
