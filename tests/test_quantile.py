@@ -235,3 +235,77 @@ def test_preview_is_data_free_in_ranks_and_worded_in_percentiles():
     assert preview(QuantileQuery(column="x"), sch, 2.0).halfwidth < p.halfwidth
     eps = epsilon_for_error(QuantileQuery(column="x"), sch, 50.0)
     assert preview(QuantileQuery(column="x"), sch, eps).halfwidth <= 50.0
+
+
+# ------------------------------------------------------------------ empty groups (grouped quantile)
+def test_empty_group_threshold_is_the_exact_tail_point():
+    """The noisy total an empty group (all cells pure noise) exceeds with probability <= tail: the
+    smallest such integer under the sum's law by direct convolution of OpenDP's discrete Laplace."""
+    from privacy.stats.quantile import empty_group_threshold
+    from tests.test_stats import lattice_pmf
+    for scale, cells in ((1.0, 12), (2.5, 30)):
+        k, pmf = lattice_pmf("discrete laplace", scale)
+        law = pmf
+        for _ in range(cells - 1):
+            law = np.convolve(law, pmf)
+        support = np.arange(len(law)) + cells * int(k[0])
+        tail = lambda t: float(law[support > t].sum())                   # noqa: E731
+        for target in (1e-2, 1e-6):
+            t = empty_group_threshold(scale, cells, target)
+            assert tail(t) <= target < tail(t - 1), (scale, cells, target, t)
+
+
+def test_empty_group_threshold_matches_opendp_draws_and_a_wrong_scale_fails():
+    """OpenDP's own noise on an all-empty group: the share of noisy totals above the 5% threshold is
+    5% within 5 binomial sd (4,000 totals); the threshold of a 25%-too-small scale would be exceeded
+    far more often than that band allows (power check against the exact law)."""
+    from privacy.opendp_runtime import dp
+    from privacy.stats.quantile import empty_group_threshold
+    from tests.test_stats import lattice_pmf
+    scale, cells, n, target = 2.0, 50, 4000, 0.05
+    m = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=scale)
+    totals = np.asarray(m([0] * (cells * n)), dtype=float).reshape(n, cells).sum(axis=1)
+    band = 5 * math.sqrt(target * (1 - target) / n)
+    t = empty_group_threshold(scale, cells, target)
+    assert abs(float(np.mean(totals > t)) - target) <= band
+    k, pmf = lattice_pmf("discrete laplace", scale)
+    law = pmf
+    for _ in range(cells - 1):
+        law = np.convolve(law, pmf)
+    support = np.arange(len(law)) + cells * int(k[0])
+    wrong = empty_group_threshold(0.75 * scale, cells, target)
+    assert float(law[support > wrong].sum()) > target + 2 * band
+
+
+@pytest.fixture(scope="module")
+def prostate():
+    from data.cohorts import load_cohort
+    frame, schema = load_cohort("prostate", rows=3000, seed=7)
+    return prepare(frame, schema)
+
+
+def test_grouped_quantile_release_marks_empty_groups(prostate):
+    """The prostate demo has no patient in the 'missing' and 'other' risk groups: the release carries
+    each group's noisy total and the empty-group threshold, and the screens' rule hides them (a
+    group is shown only above what an empty group reaches 1 time in 10^6)."""
+    from dashboard.charts import _uninformative
+    from privacy.queries import GroupedQuantileQuery
+    from privacy.stats.quantile import empty_group_threshold
+    plan = build_plan(GroupedQuantileQuery(column="psa", by="risk_group"), prostate.schema, 1.0)
+    out = plan.run(prostate)
+    labels = list(plan.labels)
+    totals, below = out.extra["noisy_totals"], out.extra["empty_below"]
+    k = out.extra.get("candidates", plan.extra["candidates"])
+    assert below == empty_group_threshold(plan.noise["counts"][1], k + 1, 1e-6) > 0
+    sizes = np.bincount(prostate.codes["risk_group"][~np.isnan(prostate.numbers["psa"])], minlength=len(labels))
+    for i, lab in enumerate(labels):
+        if sizes[i] == 0:
+            assert totals[i] <= below, lab                 # fails with probability 1e-6 per empty group
+        else:
+            assert totals[i] > below, (lab, sizes[i])      # thousands of patients, far above it
+    from privacy.release import Release
+    rel = Release("prostate", "a", plan.query.to_dict(), "d", labels, out.values, out.ci_low, out.ci_high, 0.05, 1.0,
+                  0.0, "laplace", {}, 1.0, "t", "k", extra=dict(plan.extra, **out.extra))
+    weak = _uninformative(rel, prostate.schema)
+    assert [weak[i] for i in range(len(labels)) if sizes[i] == 0] == [True] * int((sizes == 0).sum())
+    assert not any(weak[i] for i in range(len(labels)) if sizes[i] > 0)

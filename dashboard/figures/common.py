@@ -315,6 +315,8 @@ def _says_nothing(release: "Release", schema: Schema | None = None) -> list[bool
     counts = release.extra.get("noisy_counts")
     if counts is None and release.extra.get("noisy_count") is not None:
         counts = [release.extra["noisy_count"]]
+    if counts is None:           # a grouped quantile: each group's cells summed (no group size shown)
+        counts = release.extra.get("noisy_totals")
     # the release's own threshold for "may be empty" (grouped mean: an empty group's noisy count
     # exceeds it with probability 1e-6), else, for older releases, the count's 95% box
     a = release.extra.get("empty_below", release.extra.get("count_halfwidth"))

@@ -48,6 +48,7 @@ from privacy import words
 from privacy.calibrate import calibrate
 from privacy.opendp_runtime import dp
 from privacy.queries import GroupedQuantileQuery, QuantileQuery
+from privacy.stats.mean import EMPTY_GROUP_TAIL
 
 NOISE = "discrete laplace"
 
@@ -133,6 +134,17 @@ def rank_thresholds(scale: float, n_cands: int, q: float, alpha: float) -> np.nd
             out[j - 1] = _upper_point(too_likely, float(sds[j - 1]))
     out.flags.writeable = False
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def empty_group_threshold(scale: float, n_cells: int, tail: float) -> float:
+    """The smallest t with P(S > t) <= tail, S the sum of `n_cells` iid discrete Laplace(scale)
+    draws (exact law): an empty group's noisy total (its cells summed) exceeds it with probability
+    at most `tail`. Public: depends on the noise scale and the number of cells only."""
+    laws = DiscreteLaplaceSums(scale, n_cells)
+    over = np.cumsum(laws.pmf(n_cells)[::-1])[::-1][1:]          # P(S > v), v = -w..w-1
+    ok = np.flatnonzero(over <= tail)
+    return float(ok[0] - laws.w) if len(ok) else float(laws.w)
 
 
 def rank_threshold(scale: float, n_cands: int, q: float, alpha: float) -> float:
@@ -262,8 +274,12 @@ def _quantile_plan(q, schema, epsilon, mechanism, delta):
         t = rank_thresholds(scale, k, level, float(alpha))
         counts = np.asarray(raw, dtype=float).reshape(len(groups), k + 1)
         points, lows, highs = zip(*(quantile_from_counts(c, cands, level, t, col.lower, col.upper) for c in counts))
+        empty = {}
+        if grouped:   # an empty group's cells are pure noise: its noisy total exceeds this 1 time in 10^6
+            empty = {"noisy_totals": [float(x) for x in counts.sum(axis=1)],
+                     "empty_below": empty_group_threshold(scale, k + 1, EMPTY_GROUP_TAIL)}
         return Outcome(list(points), list(lows), list(highs), {
-            "rank_threshold": float(t.max()),
+            **empty, "rank_threshold": float(t.max()),
             "interval": f"covers the true quantile at least {1 - alpha:.0%} of the time for any data (one exact "
                         f"test per cell between the {k} public candidates)"})
 
