@@ -114,9 +114,14 @@ def weak_rule_note(release: "Release", schema: Schema | None = None) -> str:
     value is concerned). It reads the release and the public schema only."""
     if not any(_uninformative(release, schema)):
         return ""
-    return (f"'{not_enough_words(release, schema).capitalize()}': the {_level(release.alpha)} interval covers "
-            "(nearly) the whole public range of the column, or the group's noisy size may be 0, so no value, "
-            "interval or group size is shown. This uses only the release and the public schema.")
+    level = _level(release.alpha)
+    text = (f"'{not_enough_words(release, schema).capitalize()}': the {level} interval covers (nearly) the whole "
+            "public range of the column, or the group's noisy size may be 0, so no value, interval or group size "
+            "is shown.")
+    if any(on_bound(release, schema)):
+        text += (f" Where the noisy mean fell at or beyond a public bound it was clamped there: only its {level} "
+                 "interval is shown.")
+    return text + " This uses only the release and the public schema."
 
 
 def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFrame:
