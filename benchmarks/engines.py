@@ -1,6 +1,7 @@
 """`python -m benchmarks.engines [--rows N] [--big] [--postgres] [--spark]`: engines side by side (issue 13).
 
-1. At 10^6 rows (the prostate demo), interleaved rounds of the same release: ours end to end
+1. At 10^6 rows (the prostate demo), interleaved rounds of the same release (each round in a new
+   order, so that cold caches after the memory-heavy jobs hit every job alike): ours end to end
    (`privacy.release.release`, ledger included, plan already built as the app's preview does),
    ours through OpenDP's row-level measurement, IBM diffprivlib (`tools.histogram`, `tools.mean`),
    and a bare NumPy count/mean plus NumPy noise (insecure baseline, timing only). Ratios are to
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import random
 import resource
 import statistics
 import sys
@@ -91,20 +93,31 @@ def in_memory(rows: int, reps: int) -> None:
             for lg in ledgers:
                 lg.ensure_budget(schema.dataset_id, "bench", schema.default_budget)
             release(q, cohort, 0.5, ledgers[-1], "bench")       # warm: the first aggregate of this query
-            t_ours, t_new, t_eng, t_cold, t_rows, t_dpl, t_np = [], [], [], [], [], [], []
             dpl_f, np_f = peers[name]
-            for i in range(reps):
-                t = time.perf_counter(); release(q, rounds[i], 0.5, in_use, "bench"); t_ours.append(time.perf_counter() - t)
-                t = time.perf_counter(); release(q, cohort, 0.5, ledgers[i], "bench"); t_new.append(time.perf_counter() - t)
-                t = time.perf_counter(); plan.finish(invoke(plan, cohort), 0.05); t_eng.append(time.perf_counter() - t)
+
+            def cold_aggregate():
                 for key in [k for k in cohort._cache if k[0] == "aggregates"]:   # cold: aggregate again
                     del cohort._cache[key]
-                t = time.perf_counter(); plan.finish(invoke(plan, cohort), 0.05); t_cold.append(time.perf_counter() - t)
-                t = time.perf_counter(); plan.finish(invoke(plan, cohort, ROW_LEVEL), 0.05)
-                t_rows.append(time.perf_counter() - t)
-                if dpl_f:
-                    t = time.perf_counter(); dpl_f(); t_dpl.append(time.perf_counter() - t)
-                t = time.perf_counter(); np_f(); t_np.append(time.perf_counter() - t)
+            jobs = {"e2e": (None, lambda i: release(q, rounds[i], 0.5, in_use, "bench")),
+                    "new": (None, lambda i: release(q, cohort, 0.5, ledgers[i], "bench")),
+                    "engine": (None, lambda i: plan.finish(invoke(plan, cohort), 0.05)),
+                    "cold": (cold_aggregate, lambda i: plan.finish(invoke(plan, cohort), 0.05)),
+                    "rows": (None, lambda i: plan.finish(invoke(plan, cohort, ROW_LEVEL), 0.05)),
+                    "numpy": (None, lambda i: np_f())}
+            if dpl_f:
+                jobs["dpl"] = (None, lambda i: dpl_f())
+            times = {k: [] for k in jobs}
+            order = random.Random(13)        # each round runs the jobs in a new order: what runs right after
+            for i in range(reps):            # a memory-heavy job pays for cold caches, so no one always does
+                names = list(jobs)
+                order.shuffle(names)
+                for job in names:
+                    setup, run = jobs[job]
+                    if setup:
+                        setup()
+                    t = time.perf_counter(); run(i); times[job].append(time.perf_counter() - t)
+            t_ours, t_new, t_eng, t_cold, t_rows, t_np = (times[k] for k in ("e2e", "new", "engine", "cold", "rows", "numpy"))
+            t_dpl = times.get("dpl", [])
             for lg in ledgers + [in_use]:
                 lg.close()
             o, w, e, c, r, n = (_median_ms(t) for t in (t_ours, t_new, t_eng, t_cold, t_rows, t_np))
