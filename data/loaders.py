@@ -418,7 +418,7 @@ def _utf8(data: bytes, name: str, encoding: str | None, report: LoadReport) -> t
         bad = _utf8_error(data, start)
         if bad is not None:
             raise _encoding_error(data, bad, name, encoding, shown_enc)
-        if data.find(b"\x00") >= 0:
+        if data.find(b"\x00", 0) >= 0:          # from 0: a mapped file's find starts at its position
             raise EncodingError(_NUL_MESSAGE.format(name=name))
         report.encoding = shown_enc
         return data, start
@@ -725,7 +725,7 @@ def _unclosed_quote_line(buf: bytes, start: int, table, delim: str) -> int | Non
 
 def _has_hex_prefix(buf: bytes, chunk: int = 16 << 20) -> bool:
     """Whether '0x' or '0X' occurs in buf (NumPy over chunks: a '0' is too common for bytes.find)."""
-    if buf.find(b"x") < 0 and buf.find(b"X") < 0:
+    if buf.find(b"x", 0) < 0 and buf.find(b"X", 0) < 0:     # from 0, also for a mapped file
         return False
     arr = np.frombuffer(buf, dtype=np.uint8)
     for s in range(0, len(arr), chunk):

@@ -185,3 +185,19 @@ def test_csv_categories_any_chunking(monkeypatch, values, block):
         assert str(got.value) == str(e)
         return
     _same(a, b)
+
+
+def test_mapped_file_checks_search_from_the_start(tmp_path):
+    """mmap.find starts at the map's current position, not at 0: the NUL and hexadecimal checks
+    pass 0, so a mapped file read (moved) by someone else is still checked whole."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"id,x\n0x10,1\n16,2\n" + b"9,9\n" * 1000)
+    mapped = loaders._map_file(path)
+    mapped.seek(0, 2)                                   # at the end
+    assert loaders._has_hex_prefix(mapped)
+    nul = tmp_path / "n.csv"
+    nul.write_bytes(b"id,x\n1,\x002\n" + b"9,9\n" * 1000)
+    mapped = loaders._map_file(nul)
+    mapped.seek(0, 2)
+    with pytest.raises(loaders.EncodingError, match="NUL"):
+        loaders._utf8(mapped, "n.csv", None, loaders.LoadReport(source="n.csv"))
