@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.test_screen_fixes import APP, _spend_all_but
+from tests.test_screen_fixes import APP, _spend_all_but, ask_its_margin, release_crosstab
 
 PAY_LABEL = "Pay for a fresh release instead"      # dashboard/pages/explore.py (a page: not importable)
 
@@ -16,14 +16,9 @@ def free_and_broke(app_env):
     """A crosstab released, the budget then spent down to 0.1 by someone else, and the histogram of
     one of its columns asked: it has a free answer, and a Balanced (ε 0.25) release would not fit."""
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.selectbox(key="ex_stat").select("crosstab").run()
-    at.selectbox(key="ex_column").select("isup_grade_group").run()
-    at.selectbox(key="ex_by").select("site").run()
-    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
-    at.button(key="release").click().run()
+    release_crosstab(at)
     _spend_all_but(0.1)
-    at.selectbox(key="ex_stat").select("histogram").run()
-    at.selectbox(key="ex_column").select("isup_grade_group").run()
+    ask_its_margin(at)
     assert not at.exception, at.exception
     assert at.button(key="free")                      # the free answer is offered
     return at
@@ -70,14 +65,9 @@ def test_without_a_free_answer_nothing_changes(app_env):
 def test_free_answer_with_no_result_yet_says_what_to_do(app_env):
     """The result area's hint names the free answer, not a Release button that is not offered."""
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.selectbox(key="ex_stat").select("crosstab").run()
-    at.selectbox(key="ex_column").select("isup_grade_group").run()
-    at.selectbox(key="ex_by").select("site").run()
-    at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
-    at.button(key="release").click().run()
+    release_crosstab(at)
     at2 = AppTest.from_file(APP, default_timeout=60).run()          # a new session: no result shown
-    at2.selectbox(key="ex_stat").select("histogram").run()
-    at2.selectbox(key="ex_column").select("isup_grade_group").run()
+    ask_its_margin(at2)
     assert at2.button(key="free")
     assert any("free answer" in i.value for i in at2.info), [i.value for i in at2.info]
     assert not any("press **Release**" in i.value for i in at2.info)

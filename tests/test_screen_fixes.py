@@ -163,16 +163,26 @@ def test_refusal_at_click_is_shown_once_with_a_next_step(explore):
     assert not at.error and any("Not enough budget" in w.value for w in at.warning)
 
 
-def test_free_answer_is_its_own_box_and_says_it_may_be_wider(explore):
-    at = explore
+def release_crosstab(at) -> None:
+    """Release the ISUP grade group x site crosstab at Balanced (ε 0.25)."""
     at.selectbox(key="ex_stat").select("crosstab").run()
     at.selectbox(key="ex_column").select("isup_grade_group").run()
     at.selectbox(key="ex_by").select("site").run()
     at.radio(key="ex_mode").set_value("Balanced (ε 0.25)").run()
     at.button(key="release").click().run()
-    _spend_all_but(0.1)
+
+
+def ask_its_margin(at) -> None:
+    """Ask the ISUP grade group histogram: a margin of the crosstab, so a free answer exists."""
     at.selectbox(key="ex_stat").select("histogram").run()
     at.selectbox(key="ex_column").select("isup_grade_group").run()
+
+
+def test_free_answer_is_its_own_box_and_says_it_may_be_wider(explore):
+    at = explore
+    release_crosstab(at)
+    _spend_all_but(0.1)
+    ask_its_margin(at)
     left = at.columns[0]
     marks = [m.value for m in left.markdown]
     heading = "**Free: answered from an earlier release (costs nothing)**"
