@@ -290,20 +290,25 @@ def on_bound(release: "Release", schema: Schema | None = None) -> list[bool]:
     the noisy mean fell at or beyond the bound and was clamped there, so the release supports an
     interval, not a value. Shown with no dot, the interval in grey (post-processing of the release
     and the public schema only)."""
+    return _on_bound(release, schema, _says_nothing(release, schema))
+
+
+def _on_bound(release: "Release", schema: Schema | None, says_nothing: list[bool]) -> list[bool]:
     n = len(release.labels)
     col = _column(schema, release.query.get("column"))
     if col is None or col.kind != "numeric" or release.query.get("stat") not in ("mean", "grouped-mean"):
         return [False] * n
     v = _arr(release.values)
     lo, hi = float(col.lower), float(col.upper)
-    base = _says_nothing(release, schema)
-    return [not base[i] and bool(np.isfinite(v[i])) and (v[i] <= lo + 1e-9 or v[i] >= hi - 1e-9) for i in range(n)]
+    return [not says_nothing[i] and bool(np.isfinite(v[i])) and (v[i] <= lo + 1e-9 or v[i] >= hi - 1e-9)
+            for i in range(n)]
 
 
 def _uninformative(release: "Release", schema: Schema | None = None) -> list[bool]:
     """Values shown as 'not enough patients to estimate' (no dot, no number): those that say nothing
     (`_says_nothing`) and means on a public bound (`on_bound`, whose interval is still drawn)."""
-    return [a or b for a, b in zip(_says_nothing(release, schema), on_bound(release, schema))]
+    base = _says_nothing(release, schema)
+    return [a or b for a, b in zip(base, _on_bound(release, schema, base))]
 
 
 def _says_nothing(release: "Release", schema: Schema | None = None) -> list[bool]:

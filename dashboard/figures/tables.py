@@ -146,8 +146,8 @@ def display_table(release: "Release", schema: Schema | None = None) -> pd.DataFr
     out = pd.DataFrame({first_header(release, schema): df["label"],
                         "Value": [nothing if w else fmt(v) for v, w in zip(df["shown"], weak)],
                         f"{_level(release.alpha)} interval": [
-                            "" if (w and not b) or not math.isfinite(a) else f"{fmt(a)} to {fmt(b_)}"
-                            for a, b_, w, b in zip(lo, hi, weak, interval_only)]})
+                            "" if (w and not keep) or not math.isfinite(a) else f"{fmt(a)} to {fmt(b)}"
+                            for a, b, w, keep in zip(lo, hi, weak, interval_only)]})
     if "noisy_count" in df:
         out[group_size_header(schema)] = ["" if w else f"{max(v, 0):,.0f}" for v, w in zip(df["noisy_count"], weak)]
     notes = [_shown_note(n, w) for n, w in zip(df["note"], weak)]

@@ -116,10 +116,7 @@ def rank_thresholds(scale: float, n_cands: int, q: float, alpha: float) -> np.nd
     sds = z_std(scale, k, q)
     out = np.empty(k)
     if abs(q - 0.5) < 1e-12:
-        s = laws.pmf(k + 1)
-        over = np.cumsum(s[::-1])[::-1][1:]                      # P(S > v), v = -w..w-1
-        first = int(np.flatnonzero(over <= target)[0]) - w if np.any(over <= target) else w
-        out[:] = max(first, 0) / 2.0
+        out[:] = max(_sum_upper_point(laws, k + 1, target), 0) / 2.0
     else:
         for j in range(1, k + 1):
             pa, pb = laws.pmf(j), laws.pmf(k + 1 - j)
@@ -141,10 +138,14 @@ def empty_group_threshold(scale: float, n_cells: int, tail: float) -> float:
     """The smallest t with P(S > t) <= tail, S the sum of `n_cells` iid discrete Laplace(scale)
     draws (exact law): an empty group's noisy total (its cells summed) exceeds it with probability
     at most `tail`. Public: depends on the noise scale and the number of cells only."""
-    laws = DiscreteLaplaceSums(scale, n_cells)
-    over = np.cumsum(laws.pmf(n_cells)[::-1])[::-1][1:]          # P(S > v), v = -w..w-1
+    return float(_sum_upper_point(DiscreteLaplaceSums(scale, n_cells), n_cells, tail))
+
+
+def _sum_upper_point(laws: DiscreteLaplaceSums, m: int, tail: float) -> int:
+    """The smallest integer v with P(S > v) <= tail, S a sum of m draws (exact law `laws`)."""
+    over = np.cumsum(laws.pmf(m)[::-1])[::-1][1:]                # P(S > v), v = -w..w-1
     ok = np.flatnonzero(over <= tail)
-    return float(ok[0] - laws.w) if len(ok) else float(laws.w)
+    return int(ok[0]) - laws.w if len(ok) else laws.w
 
 
 def rank_threshold(scale: float, n_cands: int, q: float, alpha: float) -> float:
