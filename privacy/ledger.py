@@ -10,12 +10,19 @@ Facts:
 - **Allowances.** Within it, each analyst may spend at most an allowance ('budget' rows, set by
   the owner; the kind name is the one older ledgers used for per-analyst budgets, which are
   read as allowances).
-- A release is charged BEFORE it is invoked: in one `BEGIN IMMEDIATE` transaction the ledger
+- A release is charged BEFORE it is shown: in a `BEGIN IMMEDIATE` transaction the ledger
   checks the dataset budget, the delta budget and the analyst's allowance, then appends a
   'reserve' row (epsilon, delta, and rho in its payload). Results are appended as 'result'
-  rows. A failed or interrupted invocation stays charged. The reservation's commit does not
-  wait for the disk; the result's (or failure's) does, and it is made before anything is
-  shown, so every release an analyst saw is on disk with its charge (see `reserve`).
+  rows. Two ways, both synced to disk before anything is shown, so every release an analyst
+  saw is on disk with its charge:
+  - `charge` (noise over engine aggregates, which takes no time): the reservation, the
+    measurement and its result are one transaction and one synced commit. A measurement that
+    raises stays charged ('failure' row); a process that dies before the commit leaves nothing,
+    and showed nothing.
+  - `reserve` then `store_result`/`record_failure` (OpenDP's row-level measurements, which may
+    take seconds): the reservation commits first without waiting for the disk (visible to all
+    sessions at once); the result's or failure's commit does wait. An invocation that fails or
+    is interrupted after the reservation stays charged.
 - **One release per question per dataset.** An identical release (same dataset, query, epsilon,
   mechanism, delta) is served from its stored result to any analyst at no cost, never fresh
   noise; the first time an analyst is served someone else's release a 'served' row (cost 0)
@@ -28,6 +35,7 @@ Facts:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -95,6 +103,15 @@ class Reservation:
     delta: float
 
 
+class FailedAfterCharge(RuntimeError):
+    """`BudgetLedger.charge`: the measurement raised; its charge and a 'failure' row are committed
+    (the charge stands). `detail` (the underlying error) is for the data owner."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class DatasetBudget:
     """The per-patient guarantee of one dataset: everything released on it, by everyone.
@@ -156,6 +173,15 @@ class BudgetState:
                 "spent": self.spent, "remaining": self.remaining, "delta_spent": self.delta_spent}
 
 
+@dataclass(frozen=True)
+class Charged:
+    """A release charged and stored in one synced commit (`BudgetLedger.charge`): its stored
+    payload and the analyst's budget state after the charge."""
+
+    payload: dict
+    state: BudgetState
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
@@ -207,6 +233,7 @@ class BudgetLedger:
         self.timeout = timeout
         self._releases_cache: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}
         self._legacy: dict[str, list[str]] = {}
+        self._any_legacy: bool | None = None
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -255,10 +282,12 @@ class BudgetLedger:
                 self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ledger', ?)", (top[0],))
 
     # ------------------------------------------------------------------ transactions & appends
-    def _tx(self, synced: bool = True):
+    def _tx(self, synced: bool = True, defer_commit: bool = False):
         """A write transaction. `synced=False` commits without waiting for the disk (WAL,
         synchronous=NORMAL): the commit survives a crash of this process, not a power loss, until
-        the next synced commit writes the log to disk (the WAL is one file, synced as a whole)."""
+        the next synced commit writes the log to disk (the WAL is one file, synced as a whole).
+        `defer_commit`: a block that ends normally leaves the transaction open, for `_commit`
+        (a block that raises still rolls back)."""
         db = self
 
         class _Tx:
@@ -273,50 +302,66 @@ class BudgetLedger:
                     raise LedgerError(f"the budget ledger is busy or unavailable ({e}); nothing was spent") from None
 
             def __exit__(self_inner, et, ev, tb):
+                if et is None:
+                    if not defer_commit:
+                        db._commit(synced)
+                    return False
                 try:
-                    return self_inner._end(et, ev)
+                    db._rollback(ev)
+                    return False
                 finally:
                     if not synced:
                         db._db.execute("PRAGMA synchronous=FULL")
 
-            def _end(self_inner, et, ev):
-                if et is None:
-                    try:
-                        db._db.execute("COMMIT")
-                    except sqlite3.DatabaseError as e:
-                        db._db.execute("ROLLBACK")
-                        raise LedgerError(f"could not write the budget ledger ({e}); nothing was spent") from None
-                else:
-                    try:
-                        db._db.execute("ROLLBACK")
-                    except sqlite3.DatabaseError:
-                        pass
-                    if isinstance(ev, sqlite3.DatabaseError):
-                        raise LedgerError(f"budget ledger error ({ev}); nothing was spent") from None
-                return False
-
         return _Tx()
 
+    def _rollback(self, error: BaseException) -> None:
+        """Roll back the open transaction after `error` (LedgerError if that was the database's)."""
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass
+        if isinstance(error, sqlite3.DatabaseError):
+            raise LedgerError(f"budget ledger error ({error}); nothing was spent") from None
+
+    def _commit(self, synced: bool = True) -> None:
+        """Commit the open transaction (rolled back if that fails: LedgerError)."""
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            self._db.execute("ROLLBACK")
+            raise LedgerError(f"could not write the budget ledger ({e}); nothing was spent") from None
+        finally:
+            if not synced:
+                self._db.execute("PRAGMA synchronous=FULL")
+
     def _append(self, **row: Any) -> int:
-        row.setdefault("ts", _now())
+        return self._insert_rows([row], *self._chain_head())[0]
+
+    def _chain_head(self) -> tuple[str, int]:
+        """Inside a write transaction: the last row's hash and the seq the next row gets."""
         last, top, high = self._db.execute(
             "SELECT (SELECT hash FROM ledger ORDER BY seq DESC LIMIT 1), COALESCE(MAX(seq), 0), "
             "(SELECT seq FROM sqlite_sequence WHERE name='ledger') FROM ledger").fetchone()
-        prev = last if last is not None else GENESIS
         nxt = top + 1
         if high is not None and high >= nxt:
             nxt = high + 1   # never reuse the number of a deleted row (verify() reports the gap)
-        seq_row = dict(row, seq=nxt)
-        for c in ("release_key", "mechanism", "query", "payload", "actor"):
-            seq_row.setdefault(c, None)
-        seq_row.setdefault("epsilon", 0.0)
-        seq_row.setdefault("delta", 0.0)
-        h = _row_hash(prev, seq_row)
-        self._db.execute(
+        return (last if last is not None else GENESIS), nxt
+
+    def _insert_rows(self, rows: list[dict[str, Any]], prev: str, nxt: int) -> list[int]:
+        """Append rows in order after the chain head (`prev`, `nxt`) in one INSERT statement; their seqs."""
+        values, seqs = [], []
+        for row in rows:
+            seq_row = {"ts": _now(), "release_key": None, "mechanism": None, "query": None, "payload": None,
+                       "actor": None, "epsilon": 0.0, "delta": 0.0, **row, "seq": nxt}
+            h = _row_hash(prev, seq_row)
+            values.append([seq_row[c] for c in _COLS] + [prev, h])
+            seqs.append(nxt)
+            prev, nxt = h, nxt + 1
+        self._db.executemany(
             "INSERT INTO ledger (seq, ts, kind, dataset, analyst, release_key, epsilon, delta, mechanism, query,"
-            " payload, actor, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [seq_row[c] for c in _COLS] + [prev, h])
-        return nxt
+            " payload, actor, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+        return seqs
 
     # ------------------------------------------------------------------------- dataset budgets
     def _dataset_row(self, dataset: str) -> dict[str, Any] | None:
@@ -445,9 +490,16 @@ class BudgetLedger:
 
     def _analyst_state(self, data: DatasetBudget, analyst: str) -> BudgetState:
         own = self._allowance(data.dataset, analyst)
+        sums = self._sums(data.dataset, analyst, need_rho=data.accounting == "zcdp")
+        return self._analyst_budget(data, analyst, own, sums)
+
+    @staticmethod
+    def _analyst_budget(data: DatasetBudget, analyst: str, own: float | None, sums) -> BudgetState:
+        """The analyst's state from their allowance row (`own`, None: the dataset's default) and the
+        (epsilon, delta, rho, releases) sums of their reservations."""
+        eps, dlt, rho, _ = sums
         allowance = own if own is not None else (
             data.default_allowance if data.default_allowance is not None else data.total)
-        eps, dlt, rho, _ = self._sums(data.dataset, analyst, need_rho=data.accounting == "zcdp")
         spent = _rho_to_eps(rho, data.delta_total) if data.accounting == "zcdp" else eps
         return BudgetState(data.dataset, analyst, float(allowance), spent, dlt, data, own is not None)
 
@@ -461,7 +513,13 @@ class BudgetLedger:
 
     def legacy_analysts(self, dataset: str) -> list[str]:
         """Analysts with releases stored under the per-analyst keys of older ledgers. Read once per
-        dataset and kept: this code writes every reservation with a payload, so the list cannot grow."""
+        dataset and kept: this code writes every reservation with a payload, so the list cannot grow
+        (and a file with no such reservation at all, read once, has none for any dataset)."""
+        if self._any_legacy is None:
+            self._any_legacy = self._db.execute(
+                "SELECT 1 FROM ledger WHERE kind='reserve' AND payload IS NULL LIMIT 1").fetchone() is not None
+        if not self._any_legacy:
+            return []
         if dataset not in self._legacy:
             self._legacy[dataset] = [r[0] for r in self._db.execute(
                 "SELECT DISTINCT analyst FROM ledger WHERE kind='reserve' AND dataset=? AND payload IS NULL",
@@ -477,16 +535,17 @@ class BudgetLedger:
                              "ORDER BY seq LIMIT 1", (release_key,)).fetchone()
         return json.loads(r[0]) if r else None
 
-    def _check(self, data: DatasetBudget, analyst: str, epsilon: float, delta: float, rho: float) -> None:
-        """Raise BudgetExceeded unless the release fits the dataset, delta and allowance budgets.
+    def _check(self, data: DatasetBudget, who: BudgetState, own_rho: float, epsilon: float, delta: float,
+               rho: float) -> None:
+        """Raise BudgetExceeded unless the release fits the dataset, delta and allowance budgets
+        (`who`: the analyst's state, `own_rho`: what they spent as rho, used under zCDP).
         Under zCDP the cost named in a refusal is the release's marginal epsilon (how much the
         dataset's total epsilon at its delta would grow), since rhos, not epsilons, add up."""
-        who = self._analyst_state(data, analyst)
+        analyst = who.analyst
         if data.accounting == "zcdp":
             marginal = _rho_to_eps(data.rho_spent + rho, data.delta_total) - data.spent
             if data.rho_spent + rho > _eps_to_rho(data.total, data.delta_total) * (1 + 1e-9) + TOL:
                 raise BudgetExceeded("dataset", marginal, data.remaining, data.total, data.dataset, analyst, "zcdp")
-            own_rho = self._sums(data.dataset, analyst)[2]
             if own_rho + rho > _eps_to_rho(who.total, data.delta_total) * (1 + 1e-9) + TOL:
                 marginal = _rho_to_eps(own_rho + rho, data.delta_total) - who.spent
                 raise BudgetExceeded("allowance", marginal, who.total - who.spent, who.total, data.dataset,
@@ -528,8 +587,11 @@ class BudgetLedger:
                     default_total: float | None = None, default_delta: float | None = None) -> BudgetExceeded | None:
         """Would this release be refused now? (For disabling a button; `reserve` decides.)"""
         rho = _legacy_rho(epsilon, delta) if rho is None else float(rho)
+        data = self.dataset_state(dataset, default_total, default_delta)
+        own = self._allowance(dataset, analyst)
+        mine = self._sums(dataset, analyst, need_rho=data.accounting == "zcdp")
         try:
-            self._check(self.dataset_state(dataset, default_total, default_delta), analyst, epsilon, delta, rho)
+            self._check(data, self._analyst_budget(data, analyst, own, mine), mine[2], epsilon, delta, rho)
         except BudgetExceeded as e:
             return e
         return None
@@ -537,7 +599,8 @@ class BudgetLedger:
     def reserve(self, *, dataset: str, analyst: str, release_key: str, epsilon: float, delta: float,
                 mechanism: str, query: str, rho: float | None = None, default_total: float | None = None,
                 default_delta: float | None = None, legacy_keys: tuple[str, ...] = ()) -> Reservation | dict:
-        """Charge a release before it runs, or return the stored result of an identical one.
+        """Charge a release before it runs, or return the stored result of an identical one. For
+        measurements that take long (OpenDP's row-level path); `charge` is the one-commit form.
 
         Returns the stored payload (dict) for a repeat (by anyone; `legacy_keys` are the keys an
         older ledger used for the same release), else a Reservation. Raises BudgetExceeded
@@ -550,32 +613,122 @@ class BudgetLedger:
         that loses a reservation whose result nobody saw. A stored answer is served in a synced
         commit (its 'served' audit row is kept).
         """
+        ask = self._ask(dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total,
+                        default_delta, legacy_keys)
+        repeat = any(self.stored_result(k) is not None for k in (release_key, *legacy_keys))
+        got = self._charge_in_tx(ask, synced=repeat)
+        if isinstance(got, dict):
+            return got
+        self._commit(synced=repeat)
+        return got[0]
+
+    def charge(self, *, dataset: str, analyst: str, release_key: str, epsilon: float, delta: float,
+               mechanism: str, query: str, compute, rho: float | None = None, default_total: float | None = None,
+               default_delta: float | None = None, legacy_keys: tuple[str, ...] = ()) -> Charged | dict:
+        """Charge a release and store its result in ONE transaction, or return the stored result of
+        an identical one (dict, as `reserve`).
+
+        Inside the transaction that appends the 'reserve' row (after the same budget checks as
+        `reserve`), `compute(reservation)` runs the measurement and returns `(payload, parts)` (as
+        `store_result`); its 'result' rows are appended and the whole is committed, synced to disk,
+        before `charge` returns: nothing is shown before its charge is on disk, and every release
+        shown is stored with it. The write lock is held while `compute` runs (OpenDP noise over
+        aggregates: under a millisecond; a row-level measurement or a synthetic cohort: seconds,
+        during which other sessions' releases wait). If `compute` raises, the reservation and a
+        'failure' row are committed (the charge stands: the measurement has read the data) and
+        FailedAfterCharge is raised. If the process dies or the commit fails before that, the
+        transaction is rolled back: nothing was shown, nothing is charged (LedgerError; the noise
+        drawn is never seen). Raises BudgetExceeded as `reserve`.
+        Returns Charged: the payload and the analyst's state after the charge, without re-reading it.
+        """
+        ask = self._ask(dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total,
+                        default_delta, legacy_keys)
+        got = self._charge_in_tx(ask, append=False)
+        if isinstance(got, dict):
+            return got
+        (reserve_row, after), failed = got, None
+        try:
+            prev, seq = self._chain_head()
+            reservation = Reservation(seq, release_key, ask[3], ask[4])
+            try:
+                payload, parts = compute(reservation)
+            except Exception as e:   # the charge stays: the measurement may have seen the data
+                failed = FailedAfterCharge(f"{type(e).__name__}: {e}")
+                rows = [self._failure_row(reservation, dataset, analyst, failed.detail)]
+            else:
+                rows = self._result_rows(reservation, dataset, analyst, payload, parts)
+            self._insert_rows([reserve_row, *rows], prev, seq)
+        except BaseException as e:
+            self._rollback(e)
+            raise
+        self._commit()
+        if failed is not None:
+            raise failed from failed.__context__
+        return Charged(payload, after)
+
+    @staticmethod
+    def _ask(dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total, default_delta,
+             legacy_keys) -> tuple:
         rho = _legacy_rho(epsilon, delta) if rho is None else float(rho)
+        return (dataset, analyst, release_key, float(epsilon), float(delta), rho, mechanism, query, default_total,
+                default_delta, tuple(legacy_keys))
+
+    def _charge_in_tx(self, ask: tuple, append: bool = True, synced: bool = True) -> dict | tuple:
+        """The stored result of an identical release (committed, with its 'served' row), or the
+        checked reservation in a write transaction left open for the caller's `_commit(synced)`:
+        the appended Reservation (`append`) or the 'reserve' row to append, with the analyst's
+        state once it is committed. Waits while an identical release is in flight in another session."""
         deadline = time.monotonic() + IN_FLIGHT_WAIT_S
         while True:
-            repeat = any(self.stored_result(k) is not None for k in (release_key, *legacy_keys))
-            try:
-                with self._tx(synced=repeat):
-                    row = self._ensure_dataset(dataset, default_total, default_delta)
-                    for k in (release_key, *legacy_keys):
-                        stored = self.stored_result(k)
-                        if stored is not None:
-                            self._note_served(dataset, analyst, k)
-                            return stored
-                    if not self._inflight(release_key) or time.monotonic() > deadline:
-                        if row is None:
-                            raise BudgetExceeded("dataset", epsilon, 0.0, 0.0, dataset, analyst)
-                        eps_all, d_all, rho_all, n = self._sums(dataset, need_rho=row["accounting"] == "zcdp")
-                        data = self._dataset_budget(dataset, row, eps_all, d_all, rho_all, n)
-                        self._check(data, analyst, epsilon, delta, rho)
-                        seq = self._append(kind="reserve", dataset=dataset, analyst=analyst, release_key=release_key,
-                                           epsilon=float(epsilon), delta=float(delta), mechanism=mechanism,
-                                           query=query, payload=json.dumps({"rho": rho}))
-                        return Reservation(seq, release_key, float(epsilon), float(delta))
-            except BudgetExceeded as e:
-                self._record_refusal(e, release_key, epsilon, delta, mechanism, query)
-                raise
+            with self._refusals_recorded(ask), self._tx(synced=synced, defer_commit=True):
+                got = self._reserve_in_tx(*ask, deadline)
+                if got is not None and not isinstance(got, dict):
+                    if not append:
+                        return got
+                    reserve_row, after = got
+                    return Reservation(self._append(**reserve_row), ask[2], ask[3], ask[4]), after
+            self._commit(synced)
+            if got is not None:
+                return got
             time.sleep(0.05)  # an identical release is running in another session: wait for its result
+
+    def _reserve_in_tx(self, dataset, analyst, release_key, epsilon, delta, rho, mechanism, query, default_total,
+                       default_delta, legacy_keys, deadline) -> dict | tuple[dict, BudgetState] | None:
+        """Inside a write transaction: the stored result of an identical release (dict, with its
+        'served' row appended), or the checked reservation as (the 'reserve' row to append, the
+        analyst's state once it is), or None while an identical release is in flight in another
+        session (before `deadline`)."""
+        row = self._ensure_dataset(dataset, default_total, default_delta)
+        for k in (release_key, *legacy_keys):
+            stored = self.stored_result(k)
+            if stored is not None:
+                self._note_served(dataset, analyst, k)
+                return stored
+        if self._inflight(release_key) and time.monotonic() <= deadline:
+            return None
+        if row is None:
+            raise BudgetExceeded("dataset", epsilon, 0.0, 0.0, dataset, analyst)
+        zcdp = row["accounting"] == "zcdp"
+        total = self._sums(dataset, need_rho=zcdp)
+        data = self._dataset_budget(dataset, row, *total)
+        own = self._allowance(dataset, analyst)
+        mine = self._sums(dataset, analyst, need_rho=zcdp)
+        self._check(data, self._analyst_budget(data, analyst, own, mine), mine[2], epsilon, delta, rho)
+        plus = (epsilon, delta, rho if zcdp else 0.0)          # the sums with this reservation in them
+        data_after = self._dataset_budget(dataset, row, *(a + b for a, b in zip(total, plus)), total[3] + 1)
+        who_after = self._analyst_budget(data_after, analyst, own, tuple(a + b for a, b in zip(mine, plus)) + (0,))
+        return dict(kind="reserve", dataset=dataset, analyst=analyst, release_key=release_key, epsilon=epsilon,
+                    delta=delta, mechanism=mechanism, query=query, payload=json.dumps({"rho": rho})), who_after
+
+    @contextlib.contextmanager
+    def _refusals_recorded(self, ask):
+        """A BudgetExceeded raised inside (whose transaction rolled back) leaves a 'refusal' audit row."""
+        try:
+            yield
+        except BudgetExceeded as e:
+            _, _, release_key, epsilon, delta, _, mechanism, query = ask[:8]
+            self._record_refusal(e, release_key, epsilon, delta, mechanism, query)
+            raise
 
     def _inflight(self, release_key: str) -> bool:
         r = self._db.execute(
@@ -613,17 +766,24 @@ class BudgetLedger:
         """Append the result of a reservation; `parts` (key -> payload) are the statistics of a
         report, stored under their own keys in the same transaction (so each is also served alone)."""
         with self._tx():
-            for key, part in (parts or {}).items():
-                self._append(kind="result", dataset=dataset, analyst=analyst, release_key=key,
-                             payload=json.dumps(part, sort_keys=True, default=str), actor=str(reservation.seq))
-            self._append(kind="result", dataset=dataset, analyst=analyst, release_key=reservation.release_key,
-                         payload=json.dumps(payload, sort_keys=True, default=str), actor=str(reservation.seq))
+            self._insert_rows(self._result_rows(reservation, dataset, analyst, payload, parts), *self._chain_head())
+
+    @staticmethod
+    def _result_rows(reservation: Reservation, dataset: str, analyst: str, payload: dict,
+                     parts: dict[str, dict] | None) -> list[dict[str, Any]]:
+        return [dict(kind="result", dataset=dataset, analyst=analyst, release_key=key, actor=str(reservation.seq),
+                     payload=json.dumps(p, sort_keys=True, default=str))
+                for key, p in [*(parts or {}).items(), (reservation.release_key, payload)]]
 
     def record_failure(self, reservation: Reservation, dataset: str, analyst: str, message: str) -> None:
         """The invocation failed after the charge: the charge stays; the failure is recorded."""
         with self._tx():
-            self._append(kind="failure", dataset=dataset, analyst=analyst, release_key=reservation.release_key,
-                         payload=json.dumps({"error": message}), actor=str(reservation.seq))
+            self._append(**self._failure_row(reservation, dataset, analyst, message))
+
+    @staticmethod
+    def _failure_row(reservation: Reservation, dataset: str, analyst: str, message: str) -> dict[str, Any]:
+        return dict(kind="failure", dataset=dataset, analyst=analyst, release_key=reservation.release_key,
+                    payload=json.dumps({"error": message}), actor=str(reservation.seq))
 
     # ---------------------------------------------------------------------------------- reading
     def entries(self, dataset: str | None = None, analyst: str | None = None,

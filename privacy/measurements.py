@@ -26,7 +26,7 @@ from data.prepare import PreparedCohort
 from data.schema import Schema
 from privacy.calibrate import DEFAULT_DELTA
 from privacy.opendp_runtime import dp
-from privacy.queries import Query, validate_epsilon, validate_mechanism, validate_query
+from privacy.queries import Query, release_key, validate_epsilon, validate_mechanism, validate_query
 
 
 def _int_space():
@@ -96,6 +96,15 @@ class Plan:
     def rho(self) -> float:
         """zCDP cost (OpenDP's map of the zCDP form at d_in), for zCDP accounting."""
         return self.cost.rho
+
+    @functools.cached_property
+    def release_key(self) -> str:
+        """The release's identity on the plan's dataset (`privacy.queries.release_key`)."""
+        return release_key(self.schema.dataset_id, self.query, self.epsilon, self.mechanism, self.delta)
+
+    @functools.cached_property
+    def description(self) -> str:
+        return self.query.describe(self.schema)
 
     @property
     def mechanism_name(self) -> str:

@@ -1,24 +1,27 @@
 """Run DP releases: cost -> ledger reserve -> invoke -> store -> Release (one statistic, or a
 report charged once); previews, budget hints and free answers derived from stored releases.
 
-Order is the privacy control: the plan's exact cost (OpenDP privacy map) is reserved in the
-persistent ledger in one transaction BEFORE the measurement runs. An identical request on the
-dataset, by anyone, returns the stored release (no cost, no fresh noise). A failure after the
-charge stays charged.
+Order is the privacy control: the plan's exact cost (OpenDP privacy map) is charged in the
+persistent ledger, synced to disk, BEFORE anything is shown. Noise over engine aggregates is
+drawn inside the charging transaction (`BudgetLedger.charge`: one commit holds the charge and
+the result); OpenDP's row-level measurements run after their charge's own commit
+(`BudgetLedger.reserve`). An identical request on the dataset, by anyone, returns the stored
+release (no cost, no fresh noise). A measurement that fails after the charge stays charged.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from data.prepare import PreparedCohort
 from privacy.calibrate import DEFAULT_DELTA
-from privacy.ledger import BudgetLedger, Reservation
+from privacy.ledger import BudgetLedger, Charged, FailedAfterCharge, Reservation
 from privacy.engine import EngineUnsupported, SourceError, aggregate_noise, measure, prepare_input
 from privacy.measurements import Plan, build_plan
 from privacy.queries import (Query, QueryError, legacy_release_key, query_from_dict, release_key,
@@ -81,9 +84,13 @@ class Release:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        """Plain JSON-ready form (non-finite values as None); nested query/noise/extra are deep copies."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        for k in ("query", "noise", "extra"):
+            d[k] = copy.deepcopy(d[k])
         for k in ("values", "ci_low", "ci_high"):
             d[k] = [None if (v is None or (isinstance(v, float) and not math.isfinite(v))) else v for v in d[k]]
+        d["labels"] = list(d["labels"])
         return d
 
     @classmethod
@@ -103,7 +110,7 @@ def _make_release(plan: Plan, cohort_id: str, analyst: str, key: str, values, lo
     main_scale = next(iter(plan.noise.values()))[1]
     return Release(
         dataset_id=cohort_id, analyst=analyst, query=plan.query.to_dict(),
-        description=plan.query.describe(plan.schema), labels=list(plan.labels),
+        description=plan.description, labels=list(plan.labels),
         values=[float(v) for v in values], ci_low=[float(v) for v in lo], ci_high=[float(v) for v in hi],
         alpha=alpha, epsilon=plan.cost[0], delta=plan.cost[1], mechanism=plan.mechanism,
         noise={k: {"distribution": d, "scale": s} for k, (d, s) in plan.noise.items()},
@@ -137,26 +144,46 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
         except Exception as e:   # an input that cannot be built: nothing charged
             raise ReleaseError("the release could not be prepared; nothing was spent",
                                owner_detail=f"{type(e).__name__}: {e}") from e
-    got = ledger.reserve(dataset=ds, analyst=analyst, release_key=key, epsilon=plan.cost[0],
-                         delta=plan.cost[1], rho=plan.rho, mechanism=plan.mechanism, query=query.key(),
-                         default_total=schema.default_budget, legacy_keys=legacy)
-    if not isinstance(got, Reservation):
-        return _with_budget(Release.from_dict(got, cached=True, analyst=analyst), ledger, analyst)
-    try:
+    ask = dict(dataset=ds, analyst=analyst, release_key=key, epsilon=plan.cost[0], delta=plan.cost[1],
+               rho=plan.rho, mechanism=plan.mechanism, query=query.key(), default_total=schema.default_budget,
+               legacy_keys=legacy)
+
+    def compute() -> dict:
         out = plan.finish(measure(plan, prepared if prepared is not None else prepare_input(plan, cohort)), alpha)
-    except Exception as e:  # the charge stays: the measurement may have seen the data
-        detail = f"{type(e).__name__}: {e}"
-        ledger.record_failure(got, ds, analyst, detail)
-        raise ReleaseError("the release failed after its cost was charged; the data owner can see why in "
-                           "the ledger's audit trail", owner_detail=detail) from e
-    stored = _make_release(plan, ds, analyst, key, out.values, out.ci_low, out.ci_high, out.extra, alpha).to_dict()
-    ledger.store_result(got, ds, analyst, stored)
-    return _with_budget(Release.from_dict(stored), ledger, analyst)
+        return _make_release(plan, ds, analyst, key, out.values, out.ci_low, out.ci_high, out.extra, alpha).to_dict()
+
+    if prepared is None or prepared[0] == "aggregates":
+        # Noise over engine aggregates takes no time: the charge and the result are one synced commit.
+        try:
+            got = ledger.charge(**ask, compute=lambda reservation: (compute(), None))
+        except FailedAfterCharge as e:
+            raise _failed_after_charge(e.detail) from e
+        if isinstance(got, Charged):
+            return Release.from_dict(got.payload, remaining=got.state.remaining,
+                                     dataset_remaining=got.state.dataset_remaining)
+    else:   # OpenDP's row-level measurement may take seconds: the charge is committed first, on its own
+        got = ledger.reserve(**ask)
+        if isinstance(got, Reservation):
+            try:
+                stored = compute()
+            except Exception as e:  # the charge stays: the measurement may have seen the data
+                detail = f"{type(e).__name__}: {e}"
+                ledger.record_failure(got, ds, analyst, detail)
+                raise _failed_after_charge(detail) from e
+            ledger.store_result(got, ds, analyst, stored)
+            return _with_budget(Release.from_dict(stored), ledger, analyst)
+    return _with_budget(Release.from_dict(got, cached=True, analyst=analyst), ledger, analyst)
+
+
+def _failed_after_charge(detail: str) -> ReleaseError:
+    return ReleaseError("the release failed after its cost was charged; the data owner can see why in "
+                        "the ledger's audit trail", owner_detail=detail)
 
 
 def _keys(ds: str, plan: Plan, ledger: BudgetLedger) -> tuple[str, tuple[str, ...]]:
     """The release's key on the dataset, and the per-analyst keys older ledgers stored it under."""
-    key = release_key(ds, plan.query, plan.epsilon, plan.mechanism, plan.delta)
+    key = plan.release_key if ds == plan.schema.dataset_id else release_key(
+        ds, plan.query, plan.epsilon, plan.mechanism, plan.delta)
     return key, tuple(legacy_release_key(ds, a, plan.query, plan.epsilon, plan.mechanism, plan.delta)
                       for a in ledger.legacy_analysts(ds))
 
@@ -255,25 +282,51 @@ def release_report(name: str, items, total: float, cohort: PreparedCohort, ledge
     cost_rho = math.fsum(p.rho for p in plans.values())
     spec = json.dumps({"report": name, "parts": {k: p.query.to_dict() for k, p in plans.items()},
                        "epsilons": {k: p.cost[0] for k, p in plans.items()}}, sort_keys=True)
-    got = ledger.reserve(dataset=ds, analyst=analyst, release_key=rkey, epsilon=cost_eps, delta=cost_delta,
-                         rho=cost_rho, mechanism=mechanism, query=spec, default_total=schema.default_budget)
-    if not isinstance(got, Reservation):
-        stored = {k: ledger.stored_result(key) for k, key in got["parts"].items()}
-        rels = {k: Release.from_dict(v, cached=True, analyst=analyst) for k, v in stored.items() if v is not None}
-        return _report(name, rels, got["epsilon"], got["delta"], True, ledger, ds, analyst)
-    try:
+    ask = dict(dataset=ds, analyst=analyst, release_key=rkey, epsilon=cost_eps, delta=cost_delta, rho=cost_rho,
+               mechanism=mechanism, query=spec, default_total=schema.default_budget)
+    summary = {"report": name, "parts": keys, "epsilon": cost_eps, "delta": cost_delta}
+
+    def compute() -> dict[str, dict]:
         outs = {k: plan.finish(measure(plan, inputs[k]), alpha) for k, plan in plans.items()}
-    except Exception as e:  # the charge stays: the measurements may have seen the data
-        detail = f"{type(e).__name__}: {e}"
-        ledger.record_failure(got, ds, analyst, detail)
-        raise ReleaseError("the report failed after its cost was charged; nothing was stored or shown",
-                           owner_detail=detail) from e
-    rels = {k: _make_release(plans[k], ds, analyst, keys[k], o.values, o.ci_low, o.ci_high, o.extra, alpha)
-            for k, o in outs.items()}
-    ledger.store_result(got, ds, analyst, {"report": name, "parts": keys, "epsilon": cost_eps, "delta": cost_delta},
-                        parts={keys[k]: r.to_dict() for k, r in rels.items()})
-    return _report(name, {k: Release.from_dict(r.to_dict()) for k, r in rels.items()}, cost_eps, cost_delta,
-                   False, ledger, ds, analyst)
+        return {k: _make_release(plans[k], ds, analyst, keys[k], o.values, o.ci_low, o.ci_high, o.extra,
+                                 alpha).to_dict() for k, o in outs.items()}
+
+    summary = {"report": name, "parts": keys, "epsilon": cost_eps, "delta": cost_delta}
+    failed = "the report failed after its cost was charged; nothing was stored or shown"
+
+    def compute() -> dict[str, dict]:
+        outs = {k: plan.finish(measure(plan, inputs[k]), alpha) for k, plan in plans.items()}
+        return {k: _make_release(plans[k], ds, analyst, keys[k], o.values, o.ci_low, o.ci_high, o.extra,
+                                 alpha).to_dict() for k, o in outs.items()}
+
+    parts: dict[str, dict] = {}
+    if all(kind == "aggregates" for kind, _ in inputs.values()):
+        # Noise over engine aggregates takes no time: the charge and the results are one synced commit.
+        def run(reservation):
+            parts.update(compute())
+            return summary, {keys[k]: v for k, v in parts.items()}
+        try:
+            got = ledger.charge(**ask, compute=run)
+        except FailedAfterCharge as e:
+            raise ReleaseError(failed, owner_detail=e.detail) from e
+        charged = isinstance(got, Charged)
+    else:   # a row-level measurement may take seconds: the charge is committed first, on its own
+        got = ledger.reserve(**ask)
+        charged = isinstance(got, Reservation)
+        if charged:
+            try:
+                parts = compute()
+            except Exception as e:  # the charge stays: the measurements may have seen the data
+                detail = f"{type(e).__name__}: {e}"
+                ledger.record_failure(got, ds, analyst, detail)
+                raise ReleaseError(failed, owner_detail=detail) from e
+            ledger.store_result(got, ds, analyst, summary, parts={keys[k]: v for k, v in parts.items()})
+    if charged:
+        return _report(name, {k: Release.from_dict(v) for k, v in parts.items()}, cost_eps, cost_delta,
+                       False, ledger, ds, analyst)
+    stored = {k: ledger.stored_result(key) for k, key in got["parts"].items()}
+    rels = {k: Release.from_dict(v, cached=True, analyst=analyst) for k, v in stored.items() if v is not None}
+    return _report(name, rels, got["epsilon"], got["delta"], True, ledger, ds, analyst)
 
 
 def _report_plans(items, total, schema, mechanism, delta) -> dict[str, Plan]:

@@ -4,8 +4,8 @@ Started with subprocess (never multiprocessing spawn, which would re-run a pytes
 `__main__`, possibly a Streamlit page script left by an AppTest). Prints "ready" once imported
 and set up, waits for the go file, runs its releases, prints one JSON line of outcomes.
 
-SPEC: {"ledger", "go", "analyst", "wid", "attempts", "eps", "budget", "mode": "mixed"|"kill",
-       "ready_file" (kill mode)}
+SPEC: {"ledger", "go", "analyst", "wid", "attempts", "eps", "budget", "mode": "mixed"|"kill"|"retry",
+       "ready_file" and "path": "rows"|"aggregates" (kill mode)}
 """
 from __future__ import annotations
 
@@ -58,17 +58,22 @@ def race(spec: dict) -> dict:
 
 
 def killed(spec: dict) -> None:
-    """Reserve, then hang inside the measurement until SIGKILLed by the test."""
+    """Reserve, then hang inside the measurement until SIGKILLed by the test. With spec["path"] ==
+    "rows" the release takes OpenDP's row-level path (its charge is committed before the
+    measurement); else the engine-aggregate path (charge and result in one transaction)."""
     import privacy.release as R
+    from privacy.engine import ROW_LEVEL, prepare_input
     from privacy.ledger import BudgetLedger
     from privacy.queries import HistogramQuery
     from privacy.release import release
 
-    def stuck(plan, prepared):  # the OpenDP invocation: after the reserve row is committed, before the result
+    def stuck(plan, prepared):  # the OpenDP invocation: after the reservation, before the result
         Path(spec["ready_file"]).write_text(str(os.getpid()))
         time.sleep(120)
 
     R.measure = stuck
+    if spec.get("path") == "rows":
+        R.prepare_input = lambda plan, cohort: prepare_input(plan, cohort, ROW_LEVEL)
     release(HistogramQuery(column="g"), _cohort(1.0), spec["eps"], BudgetLedger(spec["ledger"]), spec["analyst"])
 
 

@@ -1,5 +1,6 @@
 """The budget ledger: refusal charges nothing, repeats are free, rows are append-only, concurrent
-processes never overspend, a killed release stays charged, tampering is detected."""
+processes never overspend, a release killed after its charge's commit stays charged (one killed
+inside its one-commit transaction charges and shows nothing), tampering is detected."""
 from __future__ import annotations
 
 import json
@@ -225,9 +226,10 @@ def test_analysts_racing_never_exceed_dataset_budget_or_allowances(tmp_path, ana
 KILL_EPS = 0.4
 
 
-def test_sigkill_between_reserve_and_store_leaves_consistent_ledger(tmp_path):
+def _killed_mid_measurement(tmp_path, path_kind: str) -> tuple[str, BudgetLedger]:
     path, ready = str(tmp_path / "kill.sqlite"), tmp_path / "ready"
-    child = _worker({"mode": "kill", "ledger": path, "ready_file": str(ready), "analyst": "kim", "eps": KILL_EPS})
+    child = _worker({"mode": "kill", "ledger": path, "ready_file": str(ready), "analyst": "kim", "eps": KILL_EPS,
+                     "path": path_kind})
     deadline = time.monotonic() + 600
     while not ready.exists():
         assert child.poll() is None and time.monotonic() < deadline, "child never reached the measurement"
@@ -235,29 +237,56 @@ def test_sigkill_between_reserve_and_store_leaves_consistent_ledger(tmp_path):
     os.kill(child.pid, signal.SIGKILL)
     child.wait(10)
     assert child.returncode == -signal.SIGKILL
-
     lg = BudgetLedger(path)
     assert lg.verify() == []
+    return path, lg
+
+
+def _retry(path: str) -> tuple[dict, BudgetLedger]:
+    retry = _worker({"mode": "retry", "ledger": path, "analyst": "kim", "eps": KILL_EPS})
+    out, err = retry.communicate(timeout=600)
+    assert retry.returncode == 0, err[-2000:]
+    got = json.loads(out.strip().splitlines()[-1])
+    assert not got["cached"] and len(got["values"]) == 5
+    return got, BudgetLedger(path)
+
+
+def test_sigkill_between_reserve_and_store_leaves_consistent_ledger(tmp_path):
+    """Row-level path: the charge is committed before the measurement, so it stays."""
+    path, lg = _killed_mid_measurement(tmp_path, "rows")
     assert _kinds(lg) == ["dataset", "reserve"]          # reserved, never stored
     key = lg.entries()[1]["release_key"]
     assert lg.stored_result(key) is None
     assert lg.state("toy", "kim").spent == pytest.approx(KILL_EPS)   # the reservation counts
     lg.close()
 
-    retry = _worker({"mode": "retry", "ledger": path, "analyst": "kim", "eps": KILL_EPS})
-    out, err = retry.communicate(timeout=600)
-    assert retry.returncode == 0, err[-2000:]
-    got = json.loads(out.strip().splitlines()[-1])
-    lg = BudgetLedger(path)
+    got, lg = _retry(path)
     rows = lg.entries()
     print(f"\nkill: child SIGKILLed between reserve and store; ledger rows after kill: dataset, reserve; "
           f"verify problems 0; retry in a new process charged again (cached={got['cached']}) after "
           f"{got['seconds']:.2f}s; spent now {lg.state('toy', 'kim').spent:g}; kinds {[r['kind'] for r in rows]}")
-    assert not got["cached"] and len(got["values"]) == 5
     assert [r["kind"] for r in rows] == ["dataset", "reserve", "reserve", "result"]
     assert rows[3]["actor"] == str(rows[2]["seq"]) and rows[2]["release_key"] == rows[3]["release_key"] == key
     assert lg.state("toy", "kim").spent == pytest.approx(2 * KILL_EPS)
     assert got["remaining"] == pytest.approx(1.0 - 2 * KILL_EPS)
+    assert lg.verify() == []
+
+
+def test_sigkill_inside_a_one_commit_release_charges_and_shows_nothing(tmp_path):
+    """Engine-aggregate path: the charge and the result are one transaction, killed while the
+    measurement holds the write lock. Nothing was shown, so nothing is charged; the lock dies with
+    the process, and the next session's release is charged once and stored."""
+    path, lg = _killed_mid_measurement(tmp_path, "aggregates")
+    assert _kinds(lg) == [] and lg.state("toy", "kim", default_total=1.0).spent == 0.0
+    lg.close()
+
+    got, lg = _retry(path)
+    rows = lg.entries()
+    assert [r["kind"] for r in rows] == ["dataset", "reserve", "result"]
+    assert rows[2]["actor"] == str(rows[1]["seq"])
+    assert lg.state("toy", "kim").spent == pytest.approx(KILL_EPS)
+    assert got["remaining"] == pytest.approx(1.0 - KILL_EPS)
+    assert got["seconds"] < 5          # no in-flight reservation to wait for
     assert lg.verify() == []
 
 

@@ -1,14 +1,18 @@
-"""Ledger durability order: a reservation commits without waiting for the disk, the result (or
-failure) commit that precedes anything shown waits for it; a reservation survives a crash of the
-process that made it; a served repeat is a synced commit."""
+"""Ledger durability order. Noise over engine aggregates: the charge and its result (or failure)
+are one synced commit. OpenDP's row-level path: the reservation commits without waiting for the
+disk, the result (or failure) commit that precedes anything shown waits for it, and a reservation
+survives a crash of the process that made it. A served repeat is a synced commit."""
 import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from privacy.engine import ROW_LEVEL, prepare_input
 from privacy.ledger import BudgetLedger
-from privacy.queries import HistogramQuery
+from privacy.queries import CountQuery, HistogramQuery, MeanQuery
 from privacy.release import release
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,39 +47,86 @@ def _kinds(stmts: list[str]) -> set[str]:
             for k in ("RESERVE", "RESULT", "SERVED", "FAILURE", "DATASET") if f"'{k}'" in s}
 
 
-def test_result_commit_is_synced_and_reservation_is_not(toy_cohort, tmp_path):
+@pytest.fixture
+def row_level(monkeypatch):
+    """Force OpenDP's row-level measurement (the path whose charge commits before it runs)."""
+    import privacy.release as rel_mod
+    monkeypatch.setattr(rel_mod, "prepare_input", lambda plan, cohort: prepare_input(plan, cohort, ROW_LEVEL))
+
+
+def _broken_measurement(monkeypatch):
+    import privacy.release as rel_mod
+
+    def broken(plan, prepared):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(rel_mod, "measure", broken)
+
+
+def _failing_release(cohort, lg):
+    from privacy.release import ReleaseError
+    with pytest.raises(ReleaseError, match="after its cost was charged") as e:
+        release(HistogramQuery(column="g"), cohort, 0.5, lg, "ann")
+    assert "RuntimeError: boom" in e.value.owner_detail
+
+
+def test_engine_release_is_one_synced_commit(toy_cohort, tmp_path):
+    """Noise over engine aggregates: the charge and its result are appended in ONE transaction,
+    committed with synchronous=FULL before the release is returned."""
+    lg = BudgetLedger(tmp_path / "l.sqlite")
+    lg.ensure_budget("toy", "ann", 5.0)
+    q = HistogramQuery(column="g")
+    commits = _commits(lg, lambda: release(q, toy_cohort, 0.5, lg, "ann"))
+    assert [(lvl, _kinds(st)) for lvl, st in commits] == [("FULL", {"RESERVE", "RESULT"})]
+    reserve, result = lg.entries("toy", kinds=("reserve", "result"))
+    assert result["actor"] == str(reserve["seq"]) and result["release_key"] == reserve["release_key"]
+    # A repeat by another analyst is served from the stored result in a synced commit.
+    commits = _commits(lg, lambda: release(q, toy_cohort, 0.5, lg, "bob"))
+    assert [(lvl, _kinds(st)) for lvl, st in commits] == [("FULL", {"SERVED"})]
+
+
+def test_row_level_charge_commits_first_and_its_result_is_synced(toy_cohort, tmp_path, row_level):
     lg = BudgetLedger(tmp_path / "l.sqlite")
     lg.ensure_budget("toy", "ann", 5.0)
     q = HistogramQuery(column="g")
     commits = _commits(lg, lambda: release(q, toy_cohort, 0.5, lg, "ann"))
     assert [(lvl, _kinds(st)) for lvl, st in commits] == [("NORMAL", {"RESERVE"}), ("FULL", {"RESULT"})]
     assert lg._db.execute("PRAGMA synchronous").fetchone()[0] == 2      # FULL again for every other write
-    # A repeat by another analyst is served from the stored result in a synced commit.
     commits = _commits(lg, lambda: release(q, toy_cohort, 0.5, lg, "bob"))
     assert [(lvl, _kinds(st)) for lvl, st in commits] == [("FULL", {"SERVED"})]
 
 
-def test_failed_measurement_is_recorded_in_a_synced_commit(toy_cohort, tmp_path, monkeypatch):
-    import privacy.release as rel_mod
-    from privacy.release import ReleaseError
-
+def test_failed_engine_measurement_is_charged_in_one_synced_commit(toy_cohort, tmp_path, monkeypatch):
     lg = BudgetLedger(tmp_path / "l.sqlite")
     lg.ensure_budget("toy", "ann", 5.0)
+    _broken_measurement(monkeypatch)
+    commits = _commits(lg, lambda: _failing_release(toy_cohort, lg))
+    assert [(lvl, _kinds(st)) for lvl, st in commits] == [("FULL", {"RESERVE", "FAILURE"})]
+    assert lg.state("toy", "ann").spent == 0.5
+    assert lg.stored_result(lg.entries("toy", kinds=("reserve",))[0]["release_key"]) is None
 
-    def broken(plan, prepared):
-        raise RuntimeError("boom")
 
-    monkeypatch.setattr(rel_mod, "measure", broken)
-
-    def run():
-        try:
-            release(HistogramQuery(column="g"), toy_cohort, 0.5, lg, "ann")
-        except ReleaseError:
-            pass
-
-    commits = _commits(lg, run)
+def test_failed_row_level_measurement_is_recorded_in_a_synced_commit(toy_cohort, tmp_path, monkeypatch, row_level):
+    lg = BudgetLedger(tmp_path / "l.sqlite")
+    lg.ensure_budget("toy", "ann", 5.0)
+    _broken_measurement(monkeypatch)
+    commits = _commits(lg, lambda: _failing_release(toy_cohort, lg))
     assert [(lvl, _kinds(st)) for lvl, st in commits] == [("NORMAL", {"RESERVE"}), ("FULL", {"FAILURE"})]
     assert lg.state("toy", "ann").spent == 0.5
+
+
+def test_one_commit_release_returns_the_state_it_would_read(toy_cohort, tmp_path):
+    """The budget state returned with a one-commit release (computed in the transaction, not
+    re-read) equals what the ledger says afterwards, under both accountings."""
+    for accounting, delta in (("pure", None), ("zcdp", 1e-6)):
+        lg = BudgetLedger(tmp_path / f"{accounting}.sqlite")
+        lg.set_dataset_budget("toy", 20.0, delta=delta, accounting=accounting, default_allowance=12.0, actor="owner")
+        lg.set_allowance("toy", "ann", 8.0, actor="owner")
+        for i, q in enumerate((HistogramQuery(column="g"), CountQuery(), MeanQuery(column="x"))):
+            rel = release(q, toy_cohort, 0.3 + 0.1 * i, lg, "ann" if i != 1 else "bob")
+            st = lg.state("toy", rel.analyst)
+            assert rel.remaining == pytest.approx(st.remaining, rel=1e-12, abs=1e-12)
+            assert rel.dataset_remaining == pytest.approx(st.dataset_remaining, rel=1e-12, abs=1e-12)
+        assert 0 < lg.dataset_state("toy").remaining < 20.0 and lg.verify() == []
 
 
 def test_reservation_survives_a_crash_before_its_result(tmp_path):
