@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -145,6 +145,18 @@ class Schema:
     # Where the rows live when not in memory ([storage]: parquet path, database table, Spark table;
     # credentials only by the name of a secret, see data/sources.py). () = loaded into memory.
     storage: tuple[tuple[str, str], ...] = ()
+
+    def __hash__(self) -> int:
+        """The fields' hash, computed once (the schema is immutable; plans are cached per schema)."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> dict:
+        """Pickled without the kept hash (string hashes differ between processes)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
     @property
     def rows_word(self) -> str:

@@ -225,6 +225,39 @@ def _missing_kinds(table_sql: str) -> list[str]:
     return [k for k in KINDS if f"'{k}'" not in table_sql]
 
 
+class _Tx:
+    """`BudgetLedger._tx`: BEGIN IMMEDIATE on entry; COMMIT (or leave open) on a normal exit, ROLLBACK
+    on an error (a database error becomes LedgerError: nothing was spent)."""
+
+    __slots__ = ("ledger", "synced", "defer_commit")
+
+    def __init__(self, ledger: "BudgetLedger", synced: bool, defer_commit: bool):
+        self.ledger, self.synced, self.defer_commit = ledger, synced, defer_commit
+
+    def __enter__(self) -> None:
+        db = self.ledger._db
+        try:
+            if not self.synced:
+                db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if not self.synced:
+                db.execute("PRAGMA synchronous=FULL")
+            raise LedgerError(f"the budget ledger is busy or unavailable ({e}); nothing was spent") from None
+
+    def __exit__(self, et, ev, tb) -> bool:
+        if et is None:
+            if not self.defer_commit:
+                self.ledger._commit(self.synced)
+            return False
+        try:
+            self.ledger._rollback(ev)
+            return False
+        finally:
+            if not self.synced:
+                self.ledger._db.execute("PRAGMA synchronous=FULL")
+
+
 class BudgetLedger:
     """SQLite budget ledger. Open one per process/thread; the file is shared safely."""
 
@@ -282,38 +315,13 @@ class BudgetLedger:
                 self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ledger', ?)", (top[0],))
 
     # ------------------------------------------------------------------ transactions & appends
-    def _tx(self, synced: bool = True, defer_commit: bool = False):
+    def _tx(self, synced: bool = True, defer_commit: bool = False) -> "_Tx":
         """A write transaction. `synced=False` commits without waiting for the disk (WAL,
         synchronous=NORMAL): the commit survives a crash of this process, not a power loss, until
         the next synced commit writes the log to disk (the WAL is one file, synced as a whole).
         `defer_commit`: a block that ends normally leaves the transaction open, for `_commit`
         (a block that raises still rolls back)."""
-        db = self
-
-        class _Tx:
-            def __enter__(self_inner):
-                try:
-                    if not synced:
-                        db._db.execute("PRAGMA synchronous=NORMAL")
-                    db._db.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as e:
-                    if not synced:
-                        db._db.execute("PRAGMA synchronous=FULL")
-                    raise LedgerError(f"the budget ledger is busy or unavailable ({e}); nothing was spent") from None
-
-            def __exit__(self_inner, et, ev, tb):
-                if et is None:
-                    if not defer_commit:
-                        db._commit(synced)
-                    return False
-                try:
-                    db._rollback(ev)
-                    return False
-                finally:
-                    if not synced:
-                        db._db.execute("PRAGMA synchronous=FULL")
-
-        return _Tx()
+        return _Tx(self, synced, defer_commit)
 
     def _rollback(self, error: BaseException) -> None:
         """Roll back the open transaction after `error` (LedgerError if that was the database's)."""
@@ -437,6 +445,22 @@ class BudgetLedger:
         else:
             rho = 0.0
         return eps, dlt, rho, n
+
+    def _sums_and_allowance(self, dataset: str, analyst: str, need_rho: bool):
+        """(the dataset's `_sums`, the analyst's `_sums`, the analyst's `_allowance`) in one statement."""
+        n, eps, dlt, rho, legacy, mn, meps, mdlt, mrho, own = self._db.execute(
+            "SELECT COUNT(*), TOTAL(epsilon), TOTAL(delta), TOTAL(json_extract(payload, '$.rho')), "
+            "TOTAL(json_extract(payload, '$.rho') IS NULL), TOTAL(analyst=?1), "
+            "TOTAL(CASE WHEN analyst=?1 THEN epsilon END), TOTAL(CASE WHEN analyst=?1 THEN delta END), "
+            "TOTAL(CASE WHEN analyst=?1 THEN json_extract(payload, '$.rho') END), "
+            "(SELECT epsilon FROM ledger WHERE kind='budget' AND dataset=?2 AND analyst=?1 ORDER BY seq DESC LIMIT 1) "
+            "FROM ledger WHERE kind='reserve' AND dataset=?2", (analyst, dataset)).fetchone()
+        own = None if own is None else float(own)
+        if need_rho and legacy:          # rows written before rho was recorded: converted by OpenDP
+            return self._sums(dataset), self._sums(dataset, analyst), own
+        if not need_rho:
+            rho = mrho = 0.0
+        return (eps, dlt, rho, n), (meps, mdlt, mrho, int(mn)), own
 
     def dataset_state(self, dataset: str, default_total: float | None = None,
                       default_delta: float | None = None) -> DatasetBudget:
@@ -588,8 +612,7 @@ class BudgetLedger:
         """Would this release be refused now? (For disabling a button; `reserve` decides.)"""
         rho = _legacy_rho(epsilon, delta) if rho is None else float(rho)
         data = self.dataset_state(dataset, default_total, default_delta)
-        own = self._allowance(dataset, analyst)
-        mine = self._sums(dataset, analyst, need_rho=data.accounting == "zcdp")
+        _, mine, own = self._sums_and_allowance(dataset, analyst, need_rho=data.accounting == "zcdp")
         try:
             self._check(data, self._analyst_budget(data, analyst, own, mine), mine[2], epsilon, delta, rho)
         except BudgetExceeded as e:
@@ -709,10 +732,8 @@ class BudgetLedger:
         if row is None:
             raise BudgetExceeded("dataset", epsilon, 0.0, 0.0, dataset, analyst)
         zcdp = row["accounting"] == "zcdp"
-        total = self._sums(dataset, need_rho=zcdp)
+        total, mine, own = self._sums_and_allowance(dataset, analyst, need_rho=zcdp)
         data = self._dataset_budget(dataset, row, *total)
-        own = self._allowance(dataset, analyst)
-        mine = self._sums(dataset, analyst, need_rho=zcdp)
         self._check(data, self._analyst_budget(data, analyst, own, mine), mine[2], epsilon, delta, rho)
         plus = (epsilon, delta, rho if zcdp else 0.0)          # the sums with this reservation in them
         data_after = self._dataset_budget(dataset, row, *(a + b for a, b in zip(total, plus)), total[3] + 1)

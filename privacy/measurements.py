@@ -106,6 +106,10 @@ class Plan:
     def description(self) -> str:
         return self.query.describe(self.schema)
 
+    @functools.cached_property
+    def query_key(self) -> str:
+        return self.query.key()
+
     @property
     def mechanism_name(self) -> str:
         return ", ".join(f"{k}: {d} (scale {s:.4g})" for k, (d, s) in self.noise.items())

@@ -145,7 +145,7 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
             raise ReleaseError("the release could not be prepared; nothing was spent",
                                owner_detail=f"{type(e).__name__}: {e}") from e
     ask = dict(dataset=ds, analyst=analyst, release_key=key, epsilon=plan.cost[0], delta=plan.cost[1],
-               rho=plan.rho, mechanism=plan.mechanism, query=query.key(), default_total=schema.default_budget,
+               rho=plan.rho, mechanism=plan.mechanism, query=plan.query_key, default_total=schema.default_budget,
                legacy_keys=legacy)
 
     def compute() -> dict:

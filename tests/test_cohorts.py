@@ -408,3 +408,19 @@ def test_cli_bad_usage_exits_2_with_one_line(args):
     assert r.returncode == 2
     assert r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and "usage" in r.stderr
+
+
+def test_schema_hash_is_kept_but_never_stale():
+    """Plans are cached per schema, so its hash is computed once; a changed copy hashes anew and a
+    pickled one (another process has other string hashes) carries no kept hash."""
+    import dataclasses
+    import pickle
+
+    from data.cohorts import cohort_schema
+    s = cohort_schema("prostate")
+    h = hash(s)
+    assert hash(s) == h == hash(dataclasses.replace(s))
+    other = dataclasses.replace(s, default_budget=s.default_budget + 1)
+    assert other != s and hash(other) != h
+    back = pickle.loads(pickle.dumps(s))
+    assert "_hash" not in back.__dict__ and back == s and hash(back) == h
