@@ -178,8 +178,9 @@ class Vectorised:
         return [self.to_raw([c[i] for c in cols]) for i in range(n)]
 
 
-def vectorised(plan, data, hide_groups=()) -> Vectorised | None:
-    """The vectorised form of `plan` on its prepared input `data`, or None (per-draw path).
+def vectorised(plan, data, hide_groups=(), aggregates=None) -> Vectorised | None:
+    """The vectorised form of `plan` on its prepared input `data` (or on its engine `aggregates`,
+    for a cohort whose rows stay in an engine), or None (per-draw path).
 
     The true aggregates and their noisy parts are the plan's aggregate form (`privacy.engine`:
     the same cells, sums and counts, distributions and scales as a release). `hide_groups`:
@@ -196,7 +197,9 @@ def vectorised(plan, data, hide_groups=()) -> Vectorised | None:
     hide = tuple(sorted(int(g) for g in hide_groups)) if isinstance(q, (GroupedQuantileQuery,
                                                                        GroupedMeanQuery)) else ()
     parts = []
-    for part, agg in zip(form.parts, aggregates_of_input(form, data)):
+    if aggregates is None:
+        aggregates = aggregates_of_input(form, data)
+    for part, agg in zip(form.parts, aggregates):
         dist, scale = plan.noise[part.name]
         keep = None
         if hide:
@@ -258,6 +261,8 @@ def simulate(query: Query, cohort: PreparedCohort, epsilon: float, draws: int = 
     from privacy.release import _checked
     epsilon, mechanism, delta = _checked(epsilon, mechanism, delta)
     plan = build_plan(query, cohort.schema, epsilon, mechanism, delta)
+    if getattr(cohort, "engine", None) is not None:
+        return _simulate_on_engine(plan, cohort, draws, alpha, workers, only_groups_with_truth)
     data = plan.make_input(cohort)
     truth = plan.truth(cohort)
     vec = None
@@ -266,6 +271,54 @@ def simulate(query: Query, cohort: PreparedCohort, epsilon: float, draws: int = 
         vec = vectorised(plan, data, hide)
     outs = draw_vectorised(plan, vec, draws, alpha, workers) if vec is not None else draw_outcomes(
         plan, data, draws, alpha, workers)
+    return _simulation(plan, truth, outs)
+
+
+class RowsNeeded(ValueError):
+    """The statistic's simulation reads the table's rows, which stay in the cohort's engine."""
+
+
+def engine_truth(plan, aggregates, alpha: float = 0.05) -> list[float]:
+    """True values (owner only) from the engine's exact aggregates: the release's own `finish`
+    without noise. Exact for counts, histograms, crosstabs, grouped counts and survival (the
+    same public cells); a mean to the release's quantisation step; a quantile to its public cell."""
+    vec = vectorised(plan, None, aggregates=aggregates)
+    return [float(v) for v in plan.finish(vec.to_raw([p.truth for p in vec.parts]), alpha).values]
+
+
+def _simulate_on_engine(plan, cohort, draws: int, alpha: float, workers, only_groups_with_truth: bool) -> Simulation:
+    """`simulate` for a cohort whose rows stay in an engine (Parquet, a database, Spark): the engine
+    computes the true aggregate once (the same cells, sums and counts a release reads; nothing is
+    charged), the truth is `engine_truth`, the draws are OpenDP's noise on it as for any cohort."""
+    from privacy.engine import EngineUnsupported, prepare_input
+
+    try:
+        _, aggregates = prepare_input(plan, cohort)
+    except EngineUnsupported:
+        raise RowsNeeded(f"simulating {plan.query.describe(plan.schema).lower()} reads the table's rows, which "
+                         "stay in this cohort's engine") from None
+    truth = engine_truth(plan, aggregates, alpha)
+    if only_groups_with_truth and isinstance(plan.query, (GroupedMeanQuery, GroupedQuantileQuery)):
+        counts = _group_counts(plan, aggregates)
+        hide = [i for i, n in enumerate(counts) if n == 0]
+        truth = [float("nan") if i in hide else t for i, t in enumerate(truth)]
+    else:
+        hide = ()
+    vec = vectorised(plan, None, hide, aggregates=aggregates)
+    return _simulation(plan, truth, draw_vectorised(plan, vec, draws, alpha, workers))
+
+
+def _group_counts(plan, aggregates) -> list[int]:
+    """Patients (non-missing values) per group of a grouped mean / quantile, from its exact aggregates."""
+    from privacy.engine import aggregate_noise
+    form = aggregate_noise(plan)
+    if form.kind == "grouped_sum_count":
+        return [int(n) for n in np.asarray(aggregates[[p.name for p in form.parts].index("count")])]
+    cells = np.asarray(aggregates[0])
+    return [int(v) for v in cells.reshape(len(plan.labels), -1).sum(axis=1)]
+
+
+def _simulation(plan, truth, outs) -> Simulation:
     return Simulation(list(plan.labels), truth,
                       np.array([o.values for o in outs], dtype=float),
                       np.array([o.ci_low for o in outs], dtype=float),

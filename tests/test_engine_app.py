@@ -55,7 +55,7 @@ def test_engine_cohort_releases_in_the_app(engine_env):
     rows = [e for e in lg.entries() if e["kind"] == "reserve"]      # one charge, on the engine cohort's dataset
     assert len(rows) == 1 and "prostate-warehouse" in json.dumps(rows[0])
     lg.close()
-    at.switch_page("pages/compare.py").run()          # reads the rows: says why not, no traceback
+    at.switch_page("pages/tradeoff.py").run()         # reads the rows: says why not, no traceback
     assert not at.exception, at.exception
     assert any("rows stay in parquet" in i.value for i in at.info), [i.value for i in at.info]
 
@@ -89,4 +89,33 @@ def test_files_gone_after_opening_refuse_the_release_without_charge(engine_env):
     from privacy.ledger import BudgetLedger
     lg = BudgetLedger(os.environ["DP_LEDGER"])
     assert not [e for e in lg.entries() if e["kind"] == "reserve"]
+    lg.close()
+
+
+def test_owner_compares_true_and_private_on_an_engine_cohort(engine_env):
+    """Compare on a cohort whose rows stay in Parquet: the true values come from the engine's exact
+    aggregates (said on the page), the chart shows them next to simulated releases, nothing is charged."""
+    import os
+
+    import numpy as np
+    import pandas as pd
+
+    from privacy.ledger import BudgetLedger
+    at = _app()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert any("exact aggregates" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="cmp_stat").select("histogram").run()
+    at.selectbox(key="cmp_column").select("gleason_score").run()
+    at.slider(key="cmp_draws").set_value(20).run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception, at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert any("not private" in str(t.get("name", "")).lower() for t in fig["data"])
+    table = at.dataframe[0].value
+    truth = pd.read_parquet(engine_env / "part-0.parquet")["gleason_score"].value_counts()
+    shown = dict(zip(table["bucket"], table["true value (not private)"]))
+    assert all(np.isclose(shown[str(k)], v) for k, v in truth.items() if str(k) in shown) and len(shown) >= 3
+    lg = BudgetLedger(os.environ["DP_LEDGER"])
+    assert not [e for e in lg.entries() if e["kind"] == "reserve"]     # simulations spend nothing
     lg.close()

@@ -330,3 +330,41 @@ def test_duckdb_release_noise_has_the_plans_law(parquet_cohort, prostate):
     ok, msg = variance_check(err, *moments(noise, scale))
     assert ok, msg
     assert not variance_check(err, *moments(noise, 1.2 * scale))[0]
+
+
+# ----------------------------------------------------------------- owner's Compare on an engine cohort
+@pytest.mark.parametrize("name", PUSHED)
+def test_simulation_on_an_engine_cohort_uses_its_exact_aggregates(prostate, parquet_cohort, name):
+    """The owner's simulation of a release on a cohort whose rows stay in Parquet: the true values
+    come from the engine's exact aggregates and equal the in-memory truth (exactly for counts and
+    survival; a mean to its quantisation step; a quantile to its public cell)."""
+    from privacy.simulate import simulate
+    frame, schema, mem = prostate
+    q = QUERIES[name]
+    eng = simulate(q, parquet_cohort, 0.8, draws=30)
+    ref = simulate(q, mem, 0.8, draws=30)
+    t_eng, t_mem = np.asarray(eng.truth), np.asarray(ref.truth)
+    assert eng.labels == ref.labels and eng.values.shape == ref.values.shape == (30, len(ref.labels))
+    assert eng.epsilon == ref.epsilon and eng.noise == ref.noise
+    both = np.isfinite(t_mem)
+    if q.stat in ("count", "histogram", "crosstab", "survival"):
+        assert np.array_equal(np.isfinite(t_eng), both) and np.allclose(t_eng[both], t_mem[both], rtol=0, atol=1e-12)
+    elif q.stat in ("mean", "grouped-mean"):
+        col = schema.column(q.column)
+        assert np.allclose(t_eng[both], t_mem[both], rtol=0, atol=(col.upper - col.lower) * 1e-4)
+    else:                                      # quantiles: within the public candidate cell of the true one
+        cands = np.asarray(schema.column(q.column).quantile_candidates, dtype=float)
+        step = float(np.max(np.diff(cands)))
+        assert np.all(np.abs(t_eng[both] - t_mem[both]) <= step + 1e-9), (t_eng, t_mem, step)
+
+
+def test_simulation_on_an_engine_cohort_has_the_plans_noise_law(parquet_cohort):
+    """Simulated histogram releases on the engine cohort minus its truth have the exact variance of
+    the plan's discrete Laplace (5 sigma); the same draws fail against a 20%-wrong scale."""
+    from privacy.simulate import simulate
+    from tests.test_stats import moments, variance_check
+    sim = simulate(HistogramQuery(column="gleason_score"), parquet_cohort, 0.7, draws=600)
+    noise, scale = build_plan(HistogramQuery(column="gleason_score"), parquet_cohort.schema, 0.7).noise["counts"]
+    ok, msg = variance_check(sim.errors, *moments(noise, scale))
+    assert ok, msg
+    assert not variance_check(sim.errors, *moments(noise, 1.2 * scale))[0]

@@ -10,13 +10,18 @@ from dashboard.widgets import epsilon_chooser, query_builder
 from privacy.queries import QueryError
 from privacy.simulate import relative_error, simulate, total_variation
 
-ctx = page_context(owner_only=True, needs_rows=True)
+ctx = page_context(owner_only=True)
 schema = ctx.schema
 
 st.title("True vs private (data owner)")
 st.warning("**True values: not private.** This page shows the real cohort values next to simulated private "
            "releases, for the data owner only. Simulations do not spend budget and are never shown to analysts.",
            icon="⚠️")
+if getattr(ctx.cohort, "engine", None) is not None:
+    st.caption("This cohort's rows stay in its engine: the true values are the statistic computed without noise "
+               "from the engine's exact aggregates (the cells, sums and counts a release reads). They are exact "
+               "for counts, histograms, crosstabs and survival; a mean is exact to its release's rounding step, "
+               "a median or quantile to its public candidate cell.")
 left, right = st.columns([1, 2], gap="large")
 with left:
     query = query_builder(schema, "cmp")
