@@ -358,9 +358,54 @@ def true_values(query: Query, cohort: PreparedCohort) -> list[np.ndarray]:
 
 
 def true_mean(query: Query, cohort: PreparedCohort) -> float:
-    """True mean of the query's column over all its (restricted) patients: owner only."""
+    """True mean of the query's column over all its (restricted) patients: owner only. On a cohort
+    whose rows stay in an engine: the mean's `engine_truth` (exact to its rounding step)."""
+    if getattr(cohort, "engine", None) is not None:
+        from privacy.engine import prepare_input
+        from privacy.queries import MeanQuery
+        plan = build_plan(MeanQuery(column=query.column, where=query.where), cohort.schema, 1.0)
+        return engine_truth(plan, prepare_input(plan, cohort)[1])[0]
     x = np.concatenate(true_values(query, cohort))
     return float(x.mean()) if len(x) else float("nan")
+
+
+@dataclass(frozen=True)
+class GroupFacts:
+    """What the Trade-off's expected line needs of each released value's true data (owner only):
+    its number of patients and, for a quantile, its true cell counts and true quantile."""
+
+    n: int
+    cells: np.ndarray | None = None
+    quantile: float = float("nan")
+
+
+def group_facts(query: Query, cohort: PreparedCohort) -> list[GroupFacts]:
+    """`GroupFacts` of each released value of a mean or quantile (one per group of a grouped one),
+    from the rows, or from the engine's exact aggregates when the rows stay in an engine (a
+    quantile's true value then to its public candidate cell)."""
+    from privacy.quantile import cell_codes
+    quantile = query.stat in ("quantile", "grouped-quantile")
+    if getattr(cohort, "engine", None) is None:
+        out = []
+        for x in true_values(query, cohort):
+            if not quantile:
+                out.append(GroupFacts(len(x)))
+                continue
+            cands = np.asarray(cohort.schema.column(query.column).quantile_candidates, dtype=float)
+            cells = np.bincount(cell_codes(x, cands), minlength=len(cands) + 1).astype(float)
+            out.append(GroupFacts(len(x), cells, float(np.quantile(x, float(query.q))) if len(x) else float("nan")))
+        return out
+    from privacy.engine import aggregate_noise, prepare_input
+    plan = build_plan(query, cohort.schema, 1.0)
+    _, aggregates = prepare_input(plan, cohort)
+    form = aggregate_noise(plan)
+    if not quantile:
+        if form.kind == "sum_count":
+            return [GroupFacts(int(aggregates[1]))]
+        return [GroupFacts(int(n)) for n in _group_counts(plan, aggregates)]
+    truth = engine_truth(plan, aggregates)
+    cells = np.asarray(aggregates[0], dtype=float).reshape(len(plan.labels), -1)
+    return [GroupFacts(int(c.sum()), c, t) for c, t in zip(cells, truth)]
 
 
 @dataclass(frozen=True)
@@ -386,21 +431,20 @@ class Tradeoff:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _quantile_in_units(x: np.ndarray, level: float, ranks: float, col) -> float:
-    """The preview's rank error `ranks` stated in the column's unit on the true values `x`.
+def _quantile_in_units(facts: GroupFacts, level: float, ranks: float, col) -> float:
+    """The preview's rank error `ranks` stated in the column's unit on one group's true data.
 
     The release's own point rule (`privacy.quantile.quantile_from_counts`) is applied to the TRUE
     cell counts with every rank offset D(c) moved by +ranks and by -ranks (adding ranks/(1-q)
     patients below all candidates, or ranks/q above them); the answer is the larger distance of
     those two points from the true quantile. At ranks 0 it is the release's rounding to the
     candidate grid. Owner only: it reads the true distribution."""
-    from privacy.quantile import cell_codes, quantile_from_counts
+    from privacy.quantile import quantile_from_counts
 
-    if len(x) == 0 or not math.isfinite(ranks):
+    if facts.n == 0 or not math.isfinite(ranks):
         return float("nan")
     cands = np.asarray(col.quantile_candidates, dtype=float)
-    counts = np.bincount(cell_codes(x, cands), minlength=len(cands) + 1).astype(float)
-    truth = float(np.quantile(x, level))
+    counts, truth = facts.cells, facts.quantile
     out = 0.0
     for cell, extra in ((0, ranks / max(1.0 - level, 1e-9)), (-1, ranks / max(level, 1e-9))):
         c = counts.copy()
@@ -410,7 +454,7 @@ def _quantile_in_units(x: np.ndarray, level: float, ranks: float, col) -> float:
     return out
 
 
-def _analytic(query: Query, schema, detail: dict, groups: list[np.ndarray] | None, n_values: int) -> np.ndarray:
+def _analytic(query: Query, schema, detail: dict, groups: list[GroupFacts] | None, n_values: int) -> np.ndarray:
     """Expected (95%) error of each released value from the preview's public accuracy; the true
     group sizes (and, for a quantile, the true distribution) are used to state it in the
     statistic's unit: owner only."""
@@ -419,7 +463,7 @@ def _analytic(query: Query, schema, detail: dict, groups: list[np.ndarray] | Non
         return np.full(n_values, float(detail["halfwidth"]))
     if kind == "mean":
         a_s, a_c = float(detail["sum_halfwidth"]), float(detail["count_halfwidth"])
-        n = np.array([len(g) for g in groups], dtype=float)
+        n = np.array([g.n for g in groups], dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(n > a_c, a_s / (n - a_c), np.inf)      # the preview's own formula at the true n
     if kind == "quantile":
@@ -441,7 +485,11 @@ def _survival_expected(query: Query, cohort: PreparedCohort, epsilon: float, mec
     nb = int(plan.extra["time_bins"])
     per = 2 * nb + 1
     groups = len(plan.labels) // nb
-    counts = np.bincount(plan.make_input(cohort), minlength=groups * per).astype(float)
+    if getattr(cohort, "engine", None) is not None:      # the same cells, counted by the engine
+        from privacy.engine import prepare_input
+        counts = np.asarray(prepare_input(plan, cohort)[1][0], dtype=float)
+    else:
+        counts = np.bincount(plan.make_input(cohort), minlength=groups * per).astype(float)
     z = sv.Z95 if abs(alpha - 0.05) < 1e-12 else sv._z(alpha)
     out = []
     for row in counts.reshape(-1, per):
@@ -487,7 +535,7 @@ def tradeoff(query: Query, cohort: PreparedCohort, epsilons, draws: int = 100, m
     points = []
     groups = None
     if query.stat in ("mean", "grouped-mean", "quantile", "grouped-quantile"):
-        groups = true_values(query, cohort)
+        groups = group_facts(query, cohort)
     missing: list[str] = []
     n_values = 1
     epsilons = [float(e) for e in epsilons]

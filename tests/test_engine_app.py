@@ -55,7 +55,7 @@ def test_engine_cohort_releases_in_the_app(engine_env):
     rows = [e for e in lg.entries() if e["kind"] == "reserve"]      # one charge, on the engine cohort's dataset
     assert len(rows) == 1 and "prostate-warehouse" in json.dumps(rows[0])
     lg.close()
-    at.switch_page("pages/tradeoff.py").run()         # reads the rows: says why not, no traceback
+    at.switch_page("pages/anonymity.py").run()        # reads the rows: says why not, no traceback
     assert not at.exception, at.exception
     assert any("rows stay in parquet" in i.value for i in at.info), [i.value for i in at.info]
 
@@ -119,3 +119,18 @@ def test_owner_compares_true_and_private_on_an_engine_cohort(engine_env):
     lg = BudgetLedger(os.environ["DP_LEDGER"])
     assert not [e for e in lg.entries() if e["kind"] == "reserve"]     # simulations spend nothing
     lg.close()
+
+
+def test_owner_trade_off_on_an_engine_cohort(engine_env):
+    at = _app()
+    at.switch_page("pages/tradeoff.py").run()
+    assert not at.exception, at.exception
+    assert any("exact aggregates" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="tr_stat").select("mean").run()
+    at.selectbox(key="tr_column").select("psa").run()
+    at.slider(key="tr_draws").set_value(20).run()
+    at.button(key="tr_run").click().run()
+    assert not at.exception, at.exception
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert figs and all(f["data"] for f in figs)
+    assert any("true mean of this cohort" in c.value for c in at.caption), [c.value for c in at.caption]

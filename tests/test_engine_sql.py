@@ -368,3 +368,27 @@ def test_simulation_on_an_engine_cohort_has_the_plans_noise_law(parquet_cohort):
     ok, msg = variance_check(sim.errors, *moments(noise, scale))
     assert ok, msg
     assert not variance_check(sim.errors, *moments(noise, 1.2 * scale))[0]
+
+
+@pytest.mark.parametrize("name", ["hist-categorical", "mean", "grouped-mean", "quantile", "grouped-quantile",
+                                  "survival"])
+def test_trade_off_on_an_engine_cohort_matches_memory(prostate, parquet_cohort, name):
+    """The Trade-off's expected line from the engine's exact aggregates equals the in-memory one
+    (a quantile's to its candidate cell); the simulated line is there at every epsilon."""
+    from privacy.simulate import true_mean, tradeoff
+    frame, schema, mem = prostate
+    q = QUERIES[name]
+    eng = tradeoff(q, parquet_cohort, [0.5, 2.0], draws=20)
+    ref = tradeoff(q, mem, [0.5, 2.0], draws=20)
+    assert eng.basis == ref.basis and eng.values == ref.values
+    for a, b in zip(eng.points, ref.points):
+        x, y = np.asarray(a.analytic_values), np.asarray(b.analytic_values)
+        assert np.array_equal(np.isfinite(x), np.isfinite(y))
+        ok = np.isfinite(y)
+        tol = (1e-9 if q.stat not in ("quantile", "grouped-quantile")
+               else 2 * float(np.max(np.diff(schema.column(q.column).quantile_candidates))))
+        assert np.allclose(x[ok], y[ok], rtol=1e-6, atol=tol), (x, y)
+        assert np.isfinite(a.empirical)
+    if q.stat in ("mean", "grouped-mean"):
+        col = schema.column(q.column)
+        assert abs(true_mean(q, parquet_cohort) - true_mean(q, mem)) <= (col.upper - col.lower) * 1e-4

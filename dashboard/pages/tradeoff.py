@@ -12,7 +12,7 @@ from dashboard.widgets import PRESETS, query_builder
 from privacy.queries import QueryError
 from privacy.simulate import count_error_by_size, tradeoff, true_mean
 
-ctx = page_context(owner_only=True, needs_rows=True)
+ctx = page_context(owner_only=True)
 schema = ctx.schema
 # the grid of the chart always holds the Explore presets, so their dots sit on the dashed lines
 EPS = sorted({0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, *PRESETS.values()})
@@ -30,6 +30,10 @@ def _unit(query) -> str:
 st.title("Privacy-utility trade-off (data owner)")
 st.warning("**Uses the true data (not private)** to simulate errors; for the data owner only. Spends nothing.",
            icon="⚠️")
+if getattr(ctx.cohort, "engine", None) is not None:
+    st.caption("This cohort's rows stay in its engine: the true data here are the engine's exact aggregates (the "
+               "cells, sums and counts a release reads); a true median or quantile is known to its public "
+               "candidate cell.")
 left, right = st.columns([1, 2], gap="large")
 with left:
     query = query_builder(schema, "tr", stats=("histogram", "count", "mean", "quantile", "grouped-mean",
