@@ -45,7 +45,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 GENESIS = "0" * 64
 IN_FLIGHT_WAIT_S = 30.0
@@ -101,6 +101,29 @@ class Reservation:
     release_key: str
     epsilon: float
     delta: float
+
+
+class _Ask(NamedTuple):
+    """One request to charge a release (`reserve`, `charge`), its numbers as floats."""
+
+    dataset: str
+    analyst: str
+    release_key: str
+    epsilon: float
+    delta: float
+    rho: float
+    mechanism: str
+    query: str
+    default_total: float | None
+    default_delta: float | None
+    legacy_keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total,
+           default_delta, legacy_keys) -> "_Ask":
+        rho = _legacy_rho(epsilon, delta) if rho is None else float(rho)
+        return cls(dataset, analyst, release_key, float(epsilon), float(delta), rho, mechanism, query, default_total,
+                   default_delta, tuple(legacy_keys))
 
 
 class FailedAfterCharge(RuntimeError):
@@ -636,8 +659,8 @@ class BudgetLedger:
         that loses a reservation whose result nobody saw. A stored answer is served in a synced
         commit (its 'served' audit row is kept).
         """
-        ask = self._ask(dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total,
-                        default_delta, legacy_keys)
+        ask = _Ask.of(dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total,
+                      default_delta, legacy_keys)
         repeat = any(self.stored_result(k) is not None for k in (release_key, *legacy_keys))
         got = self._charge_in_tx(ask, synced=repeat)
         if isinstance(got, dict):
@@ -655,28 +678,28 @@ class BudgetLedger:
         `reserve`), `compute(reservation)` runs the measurement and returns `(payload, parts)` (as
         `store_result`); its 'result' rows are appended and the whole is committed, synced to disk,
         before `charge` returns: nothing is shown before its charge is on disk, and every release
-        shown is stored with it. The write lock is held while `compute` runs (OpenDP noise over
-        aggregates: under a millisecond; a row-level measurement or a synthetic cohort: seconds,
-        during which other sessions' releases wait). If `compute` raises, the reservation and a
+        shown is stored with it. The write lock is held while `compute` runs, so it is for noise
+        over aggregates (under a millisecond); a measurement that takes seconds (OpenDP's row-level
+        path, a synthetic cohort) goes through `reserve` and `store_result`. If `compute` raises, the reservation and a
         'failure' row are committed (the charge stands: the measurement has read the data) and
         FailedAfterCharge is raised. If the process dies or the commit fails before that, the
         transaction is rolled back: nothing was shown, nothing is charged (LedgerError; the noise
         drawn is never seen). Raises BudgetExceeded as `reserve`.
         Returns Charged: the payload and the analyst's state after the charge, without re-reading it.
         """
-        ask = self._ask(dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total,
-                        default_delta, legacy_keys)
+        ask = _Ask.of(dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total,
+                      default_delta, legacy_keys)
         got = self._charge_in_tx(ask, append=False)
         if isinstance(got, dict):
             return got
         (reserve_row, after), failed = got, None
         try:
             prev, seq = self._chain_head()
-            reservation = Reservation(seq, release_key, ask[3], ask[4])
+            reservation = Reservation(seq, ask.release_key, ask.epsilon, ask.delta)
             try:
                 payload, parts = compute(reservation)
             except Exception as e:   # the charge stays: the measurement may have seen the data
-                failed = FailedAfterCharge(f"{type(e).__name__}: {e}")
+                failed, cause = FailedAfterCharge(f"{type(e).__name__}: {e}"), e
                 rows = [self._failure_row(reservation, dataset, analyst, failed.detail)]
             else:
                 rows = self._result_rows(reservation, dataset, analyst, payload, parts)
@@ -686,17 +709,10 @@ class BudgetLedger:
             raise
         self._commit()
         if failed is not None:
-            raise failed from failed.__context__
+            raise failed from cause
         return Charged(payload, after)
 
-    @staticmethod
-    def _ask(dataset, analyst, release_key, epsilon, delta, mechanism, query, rho, default_total, default_delta,
-             legacy_keys) -> tuple:
-        rho = _legacy_rho(epsilon, delta) if rho is None else float(rho)
-        return (dataset, analyst, release_key, float(epsilon), float(delta), rho, mechanism, query, default_total,
-                default_delta, tuple(legacy_keys))
-
-    def _charge_in_tx(self, ask: tuple, append: bool = True, synced: bool = True) -> dict | tuple:
+    def _charge_in_tx(self, ask: _Ask, append: bool = True, synced: bool = True) -> dict | tuple:
         """The stored result of an identical release (committed, with its 'served' row), or the
         checked reservation in a write transaction left open for the caller's `_commit(synced)`:
         the appended Reservation (`append`) or the 'reserve' row to append, with the analyst's
@@ -704,23 +720,24 @@ class BudgetLedger:
         deadline = time.monotonic() + IN_FLIGHT_WAIT_S
         while True:
             with self._refusals_recorded(ask), self._tx(synced=synced, defer_commit=True):
-                got = self._reserve_in_tx(*ask, deadline)
+                got = self._reserve_in_tx(ask, deadline)
                 if got is not None and not isinstance(got, dict):
                     if not append:
                         return got
                     reserve_row, after = got
-                    return Reservation(self._append(**reserve_row), ask[2], ask[3], ask[4]), after
+                    return Reservation(self._append(**reserve_row), ask.release_key, ask.epsilon, ask.delta), after
             self._commit(synced)
             if got is not None:
                 return got
             time.sleep(0.05)  # an identical release is running in another session: wait for its result
 
-    def _reserve_in_tx(self, dataset, analyst, release_key, epsilon, delta, rho, mechanism, query, default_total,
-                       default_delta, legacy_keys, deadline) -> dict | tuple[dict, BudgetState] | None:
+    def _reserve_in_tx(self, ask: _Ask, deadline: float) -> dict | tuple[dict, BudgetState] | None:
         """Inside a write transaction: the stored result of an identical release (dict, with its
         'served' row appended), or the checked reservation as (the 'reserve' row to append, the
         analyst's state once it is), or None while an identical release is in flight in another
         session (before `deadline`)."""
+        dataset, analyst, release_key, epsilon, delta, rho, mechanism, query, default_total, default_delta, \
+            legacy_keys = ask
         row = self._ensure_dataset(dataset, default_total, default_delta)
         for k in (release_key, *legacy_keys):
             stored = self.stored_result(k)
@@ -742,13 +759,12 @@ class BudgetLedger:
                     delta=delta, mechanism=mechanism, query=query, payload=json.dumps({"rho": rho})), who_after
 
     @contextlib.contextmanager
-    def _refusals_recorded(self, ask):
+    def _refusals_recorded(self, ask: _Ask):
         """A BudgetExceeded raised inside (whose transaction rolled back) leaves a 'refusal' audit row."""
         try:
             yield
         except BudgetExceeded as e:
-            _, _, release_key, epsilon, delta, _, mechanism, query = ask[:8]
-            self._record_refusal(e, release_key, epsilon, delta, mechanism, query)
+            self._record_refusal(e, ask.release_key, ask.epsilon, ask.delta, ask.mechanism, ask.query)
             raise
 
     def _inflight(self, release_key: str) -> bool:

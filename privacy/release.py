@@ -21,7 +21,7 @@ from typing import Any
 
 from data.prepare import PreparedCohort
 from privacy.calibrate import DEFAULT_DELTA
-from privacy.ledger import BudgetLedger, Charged, FailedAfterCharge, Reservation
+from privacy.ledger import BudgetLedger, FailedAfterCharge, Reservation
 from privacy.engine import EngineUnsupported, SourceError, aggregate_noise, measure, prepare_input
 from privacy.measurements import Plan, build_plan
 from privacy.queries import (Query, QueryError, legacy_release_key, query_from_dict, release_key,
@@ -148,36 +148,51 @@ def release(query: Query, cohort: PreparedCohort, epsilon: float, ledger: Budget
                rho=plan.rho, mechanism=plan.mechanism, query=plan.query_key, default_total=schema.default_budget,
                legacy_keys=legacy)
 
-    def compute() -> dict:
+    def compute() -> tuple[dict, None]:
         out = plan.finish(measure(plan, prepared if prepared is not None else prepare_input(plan, cohort)), alpha)
-        return _make_release(plan, ds, analyst, key, out.values, out.ci_low, out.ci_high, out.extra, alpha).to_dict()
+        return _make_release(plan, ds, analyst, key, out.values, out.ci_low, out.ci_high, out.extra,
+                             alpha).to_dict(), None
 
-    if prepared is None or prepared[0] == "aggregates":
-        # Noise over engine aggregates takes no time: the charge and the result are one synced commit.
+    got = _charged_run(ledger, ask, compute, prepared is None or prepared[0] == "aggregates",
+                       "the release failed after its cost was charged; the data owner can see why in the "
+                       "ledger's audit trail")
+    if isinstance(got, dict):
+        return _with_budget(Release.from_dict(got, cached=True, analyst=analyst), ledger, analyst)
+    (payload, _), state = got
+    return Release.from_dict(payload, remaining=state.remaining, dataset_remaining=state.dataset_remaining)
+
+
+def _charged_run(ledger: BudgetLedger, ask: dict, compute, one_commit: bool, failed: str):
+    """Charge the release `ask` describes and run `compute() -> (payload, parts)` (the measurement
+    and its finish) only once the charge is made. `one_commit` (noise over engine aggregates, which
+    takes no time): the charge and the result are one synced commit (`BudgetLedger.charge`); else
+    (OpenDP's row-level measurement, which may take seconds) the charge commits first on its own
+    (`reserve`) and the result after (`store_result`). Returns ((payload, parts), the analyst's
+    state after the charge), or the stored payload (dict) of an identical release. A measurement
+    that raises stays charged: ReleaseError(`failed`)."""
+    done: list = []
+
+    def run(reservation=None):
+        done.append(compute())
+        return done[-1]
+
+    if one_commit:
         try:
-            got = ledger.charge(**ask, compute=lambda reservation: (compute(), None))
+            got = ledger.charge(**ask, compute=run)
         except FailedAfterCharge as e:
-            raise _failed_after_charge(e.detail) from e
-        if isinstance(got, Charged):
-            return Release.from_dict(got.payload, remaining=got.state.remaining,
-                                     dataset_remaining=got.state.dataset_remaining)
-    else:   # OpenDP's row-level measurement may take seconds: the charge is committed first, on its own
-        got = ledger.reserve(**ask)
-        if isinstance(got, Reservation):
-            try:
-                stored = compute()
-            except Exception as e:  # the charge stays: the measurement may have seen the data
-                detail = f"{type(e).__name__}: {e}"
-                ledger.record_failure(got, ds, analyst, detail)
-                raise _failed_after_charge(detail) from e
-            ledger.store_result(got, ds, analyst, stored)
-            return _with_budget(Release.from_dict(stored), ledger, analyst)
-    return _with_budget(Release.from_dict(got, cached=True, analyst=analyst), ledger, analyst)
-
-
-def _failed_after_charge(detail: str) -> ReleaseError:
-    return ReleaseError("the release failed after its cost was charged; the data owner can see why in "
-                        "the ledger's audit trail", owner_detail=detail)
+            raise ReleaseError(failed, owner_detail=e.detail) from e
+        return got if isinstance(got, dict) else (done[-1], got.state)
+    got = ledger.reserve(**ask)
+    if not isinstance(got, Reservation):
+        return got
+    try:
+        payload, parts = run()
+    except Exception as e:  # the charge stays: the measurement may have seen the data
+        detail = f"{type(e).__name__}: {e}"
+        ledger.record_failure(got, ask["dataset"], ask["analyst"], detail)
+        raise ReleaseError(failed, owner_detail=detail) from e
+    ledger.store_result(got, ask["dataset"], ask["analyst"], payload, parts)
+    return (payload, parts), ledger.state(ask["dataset"], ask["analyst"])
 
 
 def _keys(ds: str, plan: Plan, ledger: BudgetLedger) -> tuple[str, tuple[str, ...]]:
@@ -286,43 +301,16 @@ def release_report(name: str, items, total: float, cohort: PreparedCohort, ledge
                mechanism=mechanism, query=spec, default_total=schema.default_budget)
     summary = {"report": name, "parts": keys, "epsilon": cost_eps, "delta": cost_delta}
 
-    def compute() -> dict[str, dict]:
+    def compute() -> tuple[dict, dict[str, dict]]:
         outs = {k: plan.finish(measure(plan, inputs[k]), alpha) for k, plan in plans.items()}
-        return {k: _make_release(plans[k], ds, analyst, keys[k], o.values, o.ci_low, o.ci_high, o.extra,
-                                 alpha).to_dict() for k, o in outs.items()}
+        return summary, {keys[k]: _make_release(plans[k], ds, analyst, keys[k], o.values, o.ci_low, o.ci_high,
+                                                o.extra, alpha).to_dict() for k, o in outs.items()}
 
-    summary = {"report": name, "parts": keys, "epsilon": cost_eps, "delta": cost_delta}
-    failed = "the report failed after its cost was charged; nothing was stored or shown"
-
-    def compute() -> dict[str, dict]:
-        outs = {k: plan.finish(measure(plan, inputs[k]), alpha) for k, plan in plans.items()}
-        return {k: _make_release(plans[k], ds, analyst, keys[k], o.values, o.ci_low, o.ci_high, o.extra,
-                                 alpha).to_dict() for k, o in outs.items()}
-
-    parts: dict[str, dict] = {}
-    if all(kind == "aggregates" for kind, _ in inputs.values()):
-        # Noise over engine aggregates takes no time: the charge and the results are one synced commit.
-        def run(reservation):
-            parts.update(compute())
-            return summary, {keys[k]: v for k, v in parts.items()}
-        try:
-            got = ledger.charge(**ask, compute=run)
-        except FailedAfterCharge as e:
-            raise ReleaseError(failed, owner_detail=e.detail) from e
-        charged = isinstance(got, Charged)
-    else:   # a row-level measurement may take seconds: the charge is committed first, on its own
-        got = ledger.reserve(**ask)
-        charged = isinstance(got, Reservation)
-        if charged:
-            try:
-                parts = compute()
-            except Exception as e:  # the charge stays: the measurements may have seen the data
-                detail = f"{type(e).__name__}: {e}"
-                ledger.record_failure(got, ds, analyst, detail)
-                raise ReleaseError(failed, owner_detail=detail) from e
-            ledger.store_result(got, ds, analyst, summary, parts={keys[k]: v for k, v in parts.items()})
-    if charged:
-        return _report(name, {k: Release.from_dict(v) for k, v in parts.items()}, cost_eps, cost_delta,
+    got = _charged_run(ledger, ask, compute, all(kind == "aggregates" for kind, _ in inputs.values()),
+                       "the report failed after its cost was charged; nothing was stored or shown")
+    if not isinstance(got, dict):
+        (_, parts), _ = got
+        return _report(name, {k: Release.from_dict(parts[keys[k]]) for k in plans}, cost_eps, cost_delta,
                        False, ledger, ds, analyst)
     stored = {k: ledger.stored_result(key) for k, key in got["parts"].items()}
     rels = {k: Release.from_dict(v, cached=True, analyst=analyst) for k, v in stored.items() if v is not None}

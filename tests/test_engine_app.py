@@ -92,6 +92,20 @@ def test_files_gone_after_opening_refuse_the_release_without_charge(engine_env):
     lg.close()
 
 
+def _owner_page_run(page: str, prefix: str, stat: str, column: str) -> AppTest:
+    """The owner's page on the engine cohort: it says where its true values come from; one run of it."""
+    at = _app()
+    at.switch_page(f"pages/{page}").run()
+    assert not at.exception, at.exception
+    assert any("exact aggregates" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key=f"{prefix}_stat").select(stat).run()
+    at.selectbox(key=f"{prefix}_column").select(column).run()
+    at.slider(key=f"{prefix}_draws").set_value(20).run()
+    at.button(key=f"{prefix}_run").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_owner_compares_true_and_private_on_an_engine_cohort(engine_env):
     """Compare on a cohort whose rows stay in Parquet: the true values come from the engine's exact
     aggregates (said on the page), the chart shows them next to simulated releases, nothing is charged."""
@@ -101,15 +115,7 @@ def test_owner_compares_true_and_private_on_an_engine_cohort(engine_env):
     import pandas as pd
 
     from privacy.ledger import BudgetLedger
-    at = _app()
-    at.switch_page("pages/compare.py").run()
-    assert not at.exception, at.exception
-    assert any("exact aggregates" in c.value for c in at.caption), [c.value for c in at.caption]
-    at.selectbox(key="cmp_stat").select("histogram").run()
-    at.selectbox(key="cmp_column").select("gleason_score").run()
-    at.slider(key="cmp_draws").set_value(20).run()
-    at.button(key="cmp_run").click().run()
-    assert not at.exception, at.exception
+    at = _owner_page_run("compare.py", "cmp", "histogram", "gleason_score")
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert any("not private" in str(t.get("name", "")).lower() for t in fig["data"])
     table = at.dataframe[0].value
@@ -122,15 +128,7 @@ def test_owner_compares_true_and_private_on_an_engine_cohort(engine_env):
 
 
 def test_owner_trade_off_on_an_engine_cohort(engine_env):
-    at = _app()
-    at.switch_page("pages/tradeoff.py").run()
-    assert not at.exception, at.exception
-    assert any("exact aggregates" in c.value for c in at.caption), [c.value for c in at.caption]
-    at.selectbox(key="tr_stat").select("mean").run()
-    at.selectbox(key="tr_column").select("psa").run()
-    at.slider(key="tr_draws").set_value(20).run()
-    at.button(key="tr_run").click().run()
-    assert not at.exception, at.exception
+    at = _owner_page_run("tradeoff.py", "tr", "mean", "psa")
     figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert figs and all(f["data"] for f in figs)
     assert any("true mean of this cohort" in c.value for c in at.caption), [c.value for c in at.caption]

@@ -150,3 +150,36 @@ def test_reservation_survives_a_crash_before_its_result(tmp_path):
     rows = lg.entries("toy", kinds=("reserve",))
     assert [r["release_key"] for r in rows] == ["k1"] and json.loads(rows[0]["payload"])["rho"] > 0
     assert lg.verify() == []
+
+
+@pytest.fixture(scope="module")
+def radiology():
+    from data.cohorts import load_cohort
+    from data.prepare import prepare
+    frame, schema = load_cohort("radiology", rows=1500, seed=5)
+    return prepare(frame, schema)
+
+
+@pytest.mark.parametrize("path", ["aggregates", "rows"])
+def test_report_commits(radiology, tmp_path, monkeypatch, path):
+    """A report: one synced commit of its charge and all its results on the engine-aggregate path;
+    its charge first, then its results synced, on OpenDP's row-level path; a failed measurement
+    stays charged on both."""
+    from privacy.release import ReleaseError, release_report
+    from privacy.reports import radiology_report
+    if path == "rows":
+        import privacy.release as rel_mod
+        monkeypatch.setattr(rel_mod, "prepare_input", lambda plan, cohort: prepare_input(plan, cohort, ROW_LEVEL))
+    lg = BudgetLedger(tmp_path / "l.sqlite")
+    items = radiology_report(radiology.schema)
+    lg.ensure_budget(radiology.schema.dataset_id, "ann", 5.0)
+    commits = _commits(lg, lambda: release_report("radiology-review", items, 0.5, radiology, lg, "ann"))
+    expect = ([("FULL", {"RESERVE", "RESULT"})] if path == "aggregates"
+              else [("NORMAL", {"RESERVE"}), ("FULL", {"RESULT"})])
+    assert [(lvl, _kinds(st)) for lvl, st in commits] == expect
+    assert len(lg.entries(kinds=("result",))) == len(items) + 1 and lg.verify() == []
+    _broken_measurement(monkeypatch)
+    with pytest.raises(ReleaseError, match="after its cost was charged"):
+        release_report("radiology-review", items, 0.25, radiology, lg, "ann")
+    assert lg.state(radiology.schema.dataset_id, "ann").spent == pytest.approx(0.75)
+    assert [e["kind"] for e in lg.entries()][-2:] == ["reserve", "failure"]
