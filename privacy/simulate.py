@@ -281,9 +281,13 @@ class RowsNeeded(ValueError):
 def engine_truth(plan, aggregates, alpha: float = 0.05) -> list[float]:
     """True values (owner only) from the engine's exact aggregates: the release's own `finish`
     without noise. Exact for counts, histograms, crosstabs, grouped counts and survival (the
-    same public cells); a mean to the release's quantisation step; a quantile to its public cell."""
+    same public cells); a mean to the release's quantisation step; a quantile to its public cell.
+    A mean or quantile of no patients (a group without any) has none: nan, as from the rows."""
     vec = vectorised(plan, None, aggregates=aggregates)
-    return [float(v) for v in plan.finish(vec.to_raw([p.truth for p in vec.parts]), alpha).values]
+    values = [float(v) for v in plan.finish(vec.to_raw([p.truth for p in vec.parts]), alpha).values]
+    if plan.query.stat in ("mean", "grouped-mean", "quantile", "grouped-quantile"):
+        values = [v if n > 0 else float("nan") for v, n in zip(values, _group_counts(plan, aggregates))]
+    return values
 
 
 def _simulate_on_engine(plan, cohort, draws: int, alpha: float, workers, only_groups_with_truth: bool) -> Simulation:
@@ -298,20 +302,18 @@ def _simulate_on_engine(plan, cohort, draws: int, alpha: float, workers, only_gr
         raise RowsNeeded(f"simulating {plan.query.describe(plan.schema).lower()} reads the table's rows, which "
                          "stay in this cohort's engine") from None
     truth = engine_truth(plan, aggregates, alpha)
-    if only_groups_with_truth and isinstance(plan.query, (GroupedMeanQuery, GroupedQuantileQuery)):
-        counts = _group_counts(plan, aggregates)
-        hide = [i for i, n in enumerate(counts) if n == 0]
-        truth = [float("nan") if i in hide else t for i, t in enumerate(truth)]
-    else:
-        hide = ()
+    hide = [i for i, t in enumerate(truth) if not np.isfinite(t)] if only_groups_with_truth else ()
     vec = vectorised(plan, None, hide, aggregates=aggregates)
     return _simulation(plan, truth, draw_vectorised(plan, vec, draws, alpha, workers))
 
 
 def _group_counts(plan, aggregates) -> list[int]:
-    """Patients (non-missing values) per group of a grouped mean / quantile, from its exact aggregates."""
+    """Patients (non-missing values) behind each value of a mean or quantile (one per group of a
+    grouped one), from its exact aggregates."""
     from privacy.engine import aggregate_noise
     form = aggregate_noise(plan)
+    if form.kind == "sum_count":
+        return [int(aggregates[1])]
     if form.kind == "grouped_sum_count":
         return [int(n) for n in np.asarray(aggregates[[p.name for p in form.parts].index("count")])]
     cells = np.asarray(aggregates[0])
@@ -395,14 +397,11 @@ def group_facts(query: Query, cohort: PreparedCohort) -> list[GroupFacts]:
             cells = np.bincount(cell_codes(x, cands), minlength=len(cands) + 1).astype(float)
             out.append(GroupFacts(len(x), cells, float(np.quantile(x, float(query.q))) if len(x) else float("nan")))
         return out
-    from privacy.engine import aggregate_noise, prepare_input
+    from privacy.engine import prepare_input
     plan = build_plan(query, cohort.schema, 1.0)
     _, aggregates = prepare_input(plan, cohort)
-    form = aggregate_noise(plan)
     if not quantile:
-        if form.kind == "sum_count":
-            return [GroupFacts(int(aggregates[1]))]
-        return [GroupFacts(int(n)) for n in _group_counts(plan, aggregates)]
+        return [GroupFacts(n) for n in _group_counts(plan, aggregates)]
     truth = engine_truth(plan, aggregates)
     cells = np.asarray(aggregates[0], dtype=float).reshape(len(plan.labels), -1)
     return [GroupFacts(int(c.sum()), c, t) for c, t in zip(cells, truth)]

@@ -392,3 +392,14 @@ def test_trade_off_on_an_engine_cohort_matches_memory(prostate, parquet_cohort, 
     if q.stat in ("mean", "grouped-mean"):
         col = schema.column(q.column)
         assert abs(true_mean(q, parquet_cohort) - true_mean(q, mem)) <= (col.upper - col.lower) * 1e-4
+
+
+def test_engine_truth_of_groups_without_patients_is_nan_as_from_the_rows(prostate, parquet_cohort):
+    from privacy.queries import GroupedMeanQuery, GroupedQuantileQuery
+    from privacy.simulate import simulate
+    frame, schema, mem = prostate
+    for q in (GroupedMeanQuery(column="psa", by="risk_group", where=Where("risk_group", "high")),
+              GroupedQuantileQuery(column="psa", by="risk_group", where=Where("risk_group", "low"))):
+        eng, ref = (np.asarray(simulate(q, c, 1.0, draws=5, only_groups_with_truth=True).truth)
+                    for c in (parquet_cohort, mem))
+        assert np.array_equal(np.isfinite(eng), np.isfinite(ref)) and np.isfinite(ref).sum() == 1, (eng, ref)
