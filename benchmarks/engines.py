@@ -133,7 +133,7 @@ def in_memory(rows: int, reps: int) -> None:
     print(f"e2e: release() of a new question on a ledger in use ({HISTORY} earlier rows), with its one synced "
           "SQLite commit (the charge and the result in one transaction, on disk before it is returned), the "
           "engine's aggregates of this shape already held (as after any earlier question of the same statistic; "
-          "'cold' shows what a first one adds); e2e new: the same on a new ledger file each time (a growing log file "
+          "'cold' adds what aggregating again costs); e2e new: the same on a new ledger file each time (a growing log file "
           "makes each sync about twice as slow); engine: the same release without the ledger (engine aggregates "
           "kept from the last question of this shape, OpenDP noise, intervals); cold: the same with the "
           "aggregate computed again; rows: OpenDP's row-level measurement (the reference path); dpl: IBM "
