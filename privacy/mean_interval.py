@@ -52,11 +52,20 @@ def _laplace_cdf(x: np.ndarray, scale: float) -> np.ndarray:
     return np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0.0) / scale), 1.0 - 0.5 * np.exp(-np.maximum(x, 0.0) / scale))
 
 
+@functools.lru_cache(maxsize=64)
+def _count_pmf_folded(scale: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The count noise's pmf on k >= 0 with the mass of -k added to k: e_s's law is symmetric, so
+    P(|e_s - m k| <= a) = P(|e_s + m k| <= a) and the two terms of +-k are equal (half the work)."""
+    k, pmf, tail = _count_pmf(scale)
+    keep = k >= 0
+    return k[keep], np.where(k[keep] > 0, 2.0, 1.0) * pmf[keep], tail
+
+
 def miss_probability(a: np.ndarray, m: np.ndarray, sum_scale: float, count_scale: float,
                      continuous: bool = False) -> np.ndarray:
     """P(|e_s - m e_c| > a) for each (a, m) pair (an upper bound: the truncated tail is a miss).
     e_s is discrete Laplace on integers, or a continuous Laplace with `continuous`."""
-    k, pmf, tail = _count_pmf(count_scale)
+    k, pmf, tail = _count_pmf_folded(count_scale)
     a = np.asarray(a, dtype=float)[:, None]
     c = np.asarray(m, dtype=float)[:, None] * k[None, :]
     if continuous:

@@ -431,3 +431,24 @@ def test_checks_have_power():
         centre = (m.ci_low + m.ci_high) / 2
         half = (m.ci_high - m.ci_low) / 2 * f
         assert not band_check((centre - half <= t) & (t <= centre + half), 0.95, 0.97)[0], f
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_mean_interval_miss_probability_folds_the_symmetric_count_noise_exactly(continuous):
+    """`miss_probability` sums the count noise over k >= 0 with doubled weights (the sum noise is
+    symmetric, so the +k and -k terms are equal): it equals the sum over every k."""
+    from privacy import mean_interval as M
+    rng = np.random.default_rng(5)
+    for sum_scale, count_scale in ((300.0, 2.0), (16384.0, 4.0), (50.0, 9.5)):
+        k, pmf, tail = M._count_pmf(count_scale)
+        a = rng.uniform(0, 6 * sum_scale, 40)
+        m = rng.uniform(0, 2000, 40)
+        c = m[:, None] * k[None, :]
+        if continuous:
+            inside = M._laplace_cdf(c + a[:, None], sum_scale) - M._laplace_cdf(c - a[:, None], sum_scale)
+        else:
+            inside = (M._dl_cdf(np.floor(c + a[:, None]), sum_scale)
+                      - M._dl_cdf(np.ceil(c - a[:, None]) - 1.0, sum_scale))
+        every_k = 1.0 - (inside * pmf[None, :]).sum(axis=1) + tail
+        np.testing.assert_allclose(M.miss_probability(a, m, sum_scale, count_scale, continuous), every_k,
+                                   rtol=1e-12, atol=1e-14)
