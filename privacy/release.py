@@ -196,10 +196,9 @@ def _charged_run(ledger: BudgetLedger, ask: dict, compute, one_commit: bool, fai
 
 
 def _keys(ds: str, plan: Plan, ledger: BudgetLedger) -> tuple[str, tuple[str, ...]]:
-    """The release's key on the dataset, and the per-analyst keys older ledgers stored it under."""
-    key = plan.release_key if ds == plan.schema.dataset_id else release_key(
-        ds, plan.query, plan.epsilon, plan.mechanism, plan.delta)
-    return key, tuple(legacy_release_key(ds, a, plan.query, plan.epsilon, plan.mechanism, plan.delta)
+    """The release's key on the dataset (`ds`, the plan's schema's), and the per-analyst keys older
+    ledgers stored it under."""
+    return plan.release_key, tuple(legacy_release_key(ds, a, plan.query, plan.epsilon, plan.mechanism, plan.delta)
                       for a in ledger.legacy_analysts(ds))
 
 

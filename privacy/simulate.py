@@ -388,15 +388,12 @@ def group_facts(query: Query, cohort: PreparedCohort) -> list[GroupFacts]:
     from privacy.quantile import cell_codes
     quantile = query.stat in ("quantile", "grouped-quantile")
     if getattr(cohort, "engine", None) is None:
-        out = []
-        for x in true_values(query, cohort):
-            if not quantile:
-                out.append(GroupFacts(len(x)))
-                continue
-            cands = np.asarray(cohort.schema.column(query.column).quantile_candidates, dtype=float)
-            cells = np.bincount(cell_codes(x, cands), minlength=len(cands) + 1).astype(float)
-            out.append(GroupFacts(len(x), cells, float(np.quantile(x, float(query.q))) if len(x) else float("nan")))
-        return out
+        groups = true_values(query, cohort)
+        if not quantile:
+            return [GroupFacts(len(x)) for x in groups]
+        cands = np.asarray(cohort.schema.column(query.column).quantile_candidates, dtype=float)
+        return [GroupFacts(len(x), np.bincount(cell_codes(x, cands), minlength=len(cands) + 1).astype(float),
+                           float(np.quantile(x, float(query.q))) if len(x) else float("nan")) for x in groups]
     from privacy.engine import prepare_input
     plan = build_plan(query, cohort.schema, 1.0)
     _, aggregates = prepare_input(plan, cohort)
