@@ -39,10 +39,8 @@ def set_context(ctx: Context) -> None:
     st.session_state["_ctx"] = ctx
 
 
-def page_context(owner_only: bool = False, needs_rows: bool = False) -> Context:
-    """Every page calls this first: re-checks the identity and role on the server side.
-    `needs_rows`: the page reads the table itself (true values, simulations), which a cohort whose
-    rows live in an engine (Parquet files, a database, Spark) does not allow: it says so and stops."""
+def page_context(owner_only: bool = False) -> Context:
+    """Every page calls this first: re-checks the identity and role on the server side."""
     ident = current_identity()
     ctx = st.session_state.get("_ctx")
     if ident is None or ctx is None or ctx.identity != ident:
@@ -50,12 +48,6 @@ def page_context(owner_only: bool = False, needs_rows: bool = False) -> Context:
         st.stop()
     if owner_only and not ident.is_owner:
         st.error("This page is for the data owner only: it shows true, non-private values.")
-        st.stop()
-    if needs_rows and getattr(ctx.cohort, "engine", None) is not None:
-        kind = getattr(getattr(ctx.cohort, "source", None), "kind", "an engine")
-        st.info(f"This page reads the table's rows, and this cohort's rows stay in {kind}: only its "
-                "aggregates leave it. Explore and the reports work on it; for this page, load the table "
-                "into memory (a file or the Upload page).")
         st.stop()
     return ctx
 

@@ -1,5 +1,6 @@
 """Issue 13 in the app: a cohort whose rows live in Parquet files (DuckDB) is picked, explored and
-released like any other; pages that read rows say why they cannot, and a source that is gone is
+released like any other; the owner's pages work on it (Compare, Trade-off from exact aggregates, the
+anonymity report from the bounded rows read into the owner's session), and a source that is gone is
 'unavailable' without detail for analysts."""
 from __future__ import annotations
 
@@ -55,9 +56,11 @@ def test_engine_cohort_releases_in_the_app(engine_env):
     rows = [e for e in lg.entries() if e["kind"] == "reserve"]      # one charge, on the engine cohort's dataset
     assert len(rows) == 1 and "prostate-warehouse" in json.dumps(rows[0])
     lg.close()
-    at.switch_page("pages/anonymity.py").run()        # reads the rows: says why not, no traceback
+    at.switch_page("pages/synthetic.py").run()        # public cells from the engine: offered as in memory
     assert not at.exception, at.exception
-    assert any("rows stay in parquet" in i.value for i in at.info), [i.value for i in at.info]
+    infos = [i.value for i in at.info]
+    assert at.button(key="syn_release") and any(i.startswith("**Cost:**") for i in infos), infos
+    assert not any("rows stay" in i for i in infos), infos
 
 
 def test_engine_cohort_whose_files_are_gone_is_unavailable(engine_env, monkeypatch):
@@ -132,3 +135,22 @@ def test_owner_trade_off_on_an_engine_cohort(engine_env):
     figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert figs and all(f["data"] for f in figs)
     assert any("true mean of this cohort" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_owner_anonymity_report_on_an_engine_cohort(engine_env):
+    """The anonymity report reads the declared columns of the bounded rows out of the engine into the
+    owner's session (said on the page) and shows the same k as the report of the file's rows."""
+    import pandas as pd
+
+    from data import anonymity as A
+    from data.cohorts import cohort_schema
+    at = _app()
+    at.switch_page("pages/anonymity.py").run()
+    assert not at.exception, at.exception
+    assert any("rows stay in parquet" in c.value for c in at.caption), [c.value for c in at.caption]
+    schema = cohort_schema("prostate")
+    rows = pd.read_parquet(engine_env / "part-0.parquet")
+    want = A.risk_report(rows, schema, list(schema.quasi_identifiers), list(schema.sensitive))
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["k (generalised)"] == f"{want['versions'][1]['k']:,}", shown
+    assert at.dataframe and at.download_button(key="an_json")

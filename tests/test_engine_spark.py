@@ -87,3 +87,19 @@ def test_spark_matches_memory_releases_and_bounds(spark, tmp_path):
         release(HistogramQuery(column="risk_group"), c, 0.5, ledger, "ana")
     assert ledger.state(schema.dataset_id, "ana").spent == pytest.approx(0.5)
     ledger.close()
+
+
+def test_spark_synthetic_input_anonymity_and_owner_rows_match_memory(spark, tmp_path):
+    """A synthetic cohort's input from Spark's bucket-combination counts and the owner's anonymity
+    report from its bounded rows equal the in-memory ones; a patient with 20 rows gives k = 2 rows."""
+    from data.cohorts import load_cohort
+    from tests.test_engine_sql import _same_anonymity, _same_synthetic_input
+    frame, schema = load_cohort("prostate", rows=2000, seed=7)
+    mem = prepare(frame, schema)
+    src = _cohort(spark, schema, frame, tmp_path, "prostate")
+    _same_synthetic_input(mem, src)
+    _same_anonymity(mem, src)
+    rows = pd.DataFrame({"pid": [0] * 20 + list(range(1, 31)), "g": ["a"] * 50, "x": [1.0] * 50})
+    b = _cohort(spark, _bounded_schema(2, {"kind": "parquet", "path": "unused"}), rows, tmp_path, "bounded")
+    got = b.owner_frame(["g"])
+    assert len(got) == 32 and (got["pid"] == 0).sum() == 2

@@ -8,6 +8,7 @@ clear message and charges nothing.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 
@@ -20,11 +21,12 @@ from data.cohorts import load_cohort
 from data.prepare import prepare
 from data.schema import SchemaError, schema_from_dict
 from data.sources import data_source
-from privacy.engine import SourceError, aggregate_noise, numpy_aggregates
+from privacy.engine import SourceError, aggregate_noise, numpy_aggregates, prepare_input
 from privacy.engine.sources import open_cohort
 from privacy.ledger import BudgetLedger
 from privacy.measurements import build_plan
-from privacy.queries import CountQuery, CrossTabQuery, HistogramQuery, MeanQuery, QuantileQuery, Where
+from privacy.queries import (CountQuery, CrossTabQuery, HistogramQuery, MeanQuery, QuantileQuery, SyntheticQuery,
+                             Where)
 from privacy.release import release
 from tests.pg_server import PostgresServer, pg_bin
 from tests.test_engine import QUERIES
@@ -403,3 +405,67 @@ def test_engine_truth_of_groups_without_patients_is_nan_as_from_the_rows(prostat
         eng, ref = (np.asarray(simulate(q, c, 1.0, draws=5, only_groups_with_truth=True).truth)
                     for c in (parquet_cohort, mem))
         assert np.array_equal(np.isfinite(eng), np.isfinite(ref)) and np.isfinite(ref).sum() == 1, (eng, ref)
+
+
+# ------------------------------------------------ synthetic cohorts and the anonymity report
+SYNTHETIC = (SyntheticQuery(columns=("risk_group", "age", "diagnosis_date")),
+             SyntheticQuery(columns=("site", "psa", "status", "gleason_score"), where=Where("treatment", "ADT")))
+
+
+def _multiset(lazy) -> collections.Counter:
+    return collections.Counter(lazy.collect().rows())
+
+
+def _same_synthetic_input(mem, eng):
+    """A synthetic cohort's OpenDP input rebuilt from the engine's bucket-combination counts is the
+    in-memory input as a multiset (all a contingency table reads): same cost, same noise law."""
+    pytest.importorskip("mbi")
+    for q in SYNTHETIC:
+        plan = build_plan(q, eng.schema, 1.0, "gaussian")
+        kind, rows = prepare_input(plan, eng)
+        assert kind == "rows"                          # OpenDP's row-level measurement, two-commit path
+        want = _multiset(plan.make_input(mem))
+        assert _multiset(rows) == want and sum(want.values()) > 100, q
+        assert plan.truth(eng) == plan.truth(mem)
+
+
+def _same_anonymity(mem, eng):
+    """The owner's anonymity report from the engine's bounded rows equals the in-memory one."""
+    from data import anonymity as A
+    schema = mem.schema
+    qi, sa_ = list(schema.quasi_identifiers), list(schema.sensitive)
+    a = A.risk_report(mem.frame, schema, qi, sa_)
+    b = A.risk_report(eng.owner_frame(qi + sa_), schema, qi, sa_)
+    for x, y in zip(a["versions"], b["versions"]):
+        smallest = [(c["patients"], c["rows"]) for c in x.pop("smallest_classes")]   # ties may come in another order
+        assert smallest == [(c["patients"], c["rows"]) for c in y.pop("smallest_classes")]
+        assert x == y
+
+
+def test_synthetic_input_and_anonymity_from_parquet_match_memory(prostate, parquet_cohort):
+    _same_synthetic_input(prostate[2], parquet_cohort)
+    _same_anonymity(prostate[2], parquet_cohort)
+
+
+def test_owner_rows_are_bounded_per_patient_and_limited(tmp_path):
+    from privacy.engine import OwnerRowsTooMany
+    frame = pd.DataFrame({"pid": [0] * 20 + list(range(1, 31)), "g": ["a"] * 50, "x": [1.0] * 50})
+    frame.to_parquet(tmp_path / "t.parquet")
+    eng = open_cohort(_bounded_schema(2, {"kind": "parquet", "path": str(tmp_path / "t.parquet")}))
+    got = eng.owner_frame(["g"])
+    assert list(got.columns) == ["pid", "g"] and len(got) == 32 and (got["pid"] == 0).sum() == 2
+    with pytest.raises(OwnerRowsTooMany, match="more than 31 rows"):
+        eng.owner_frame(["g"], limit=31)
+    assert len(eng.owner_frame(["g", "x"], limit=32)) == 32
+
+
+@needs_pg
+def test_postgresql_synthetic_input_and_anonymity_match_memory(prostate, pg):
+    frame, schema, mem = prostate
+    eng = sa.create_engine(pg.url)
+    frame.to_sql("prostate_rows", eng, index=False, if_exists="replace")
+    eng.dispose()
+    src = open_cohort(_with_storage(schema, kind="postgresql", table="prostate_rows", url_secret="DP_TEST_PG"),
+                      secrets={"DP_TEST_PG": pg.url})
+    _same_synthetic_input(mem, src)
+    _same_anonymity(mem, src)

@@ -16,7 +16,7 @@ from dashboard.context import page_context
 from data import anonymity as A
 from data.schema import DateColumn, NumericColumn
 
-ctx = page_context(owner_only=True, needs_rows=True)
+ctx = page_context(owner_only=True)
 schema, cohort = ctx.schema, ctx.cohort
 
 st.title("Anonymity risk of the table (data owner)")
@@ -24,10 +24,15 @@ st.warning("**True data: not private.** " + A.OWNER_ONLY_NOTE + " It measures th
            "rows (pseudonymised or generalised); the dashboard's releases to analysts are differentially "
            "private and need none of this.", icon="⚠️")
 
-frame = cohort.frame
-if frame is None:
+on_engine = getattr(cohort, "engine", None) is not None
+frame = getattr(cohort, "frame", None)
+if frame is None and not on_engine:
     st.info("This cohort was prepared without its table, so its anonymity cannot be measured here.")
     st.stop()
+if on_engine:
+    st.caption(f"This cohort's rows stay in {getattr(cohort.source, 'kind', 'its engine')}: the report reads the "
+               "patient id and the declared columns of the rows kept by the per-patient bound into this owner "
+               "session only, and nothing else.")
 
 columns = [c.name for c in schema.columns if c.kind != "id"]
 
@@ -74,6 +79,14 @@ except ValueError as e:
 key = (ctx.cohort_name, schema.dataset_id, cohort.n_rows, tuple(qi), tuple(sa), date_unit, smallest)
 saved = st.session_state.get("an_report")
 if error is None and (saved is None or saved["key"] != key or (numeric_t and not saved["numeric_t"])):
+    if on_engine:
+        from privacy.engine import OwnerRowsTooMany, SourceError
+        try:
+            with st.spinner("Reading the declared columns from the engine…"):
+                frame = cohort.owner_frame(qi + sa)
+        except (OwnerRowsTooMany, SourceError) as e:
+            right.error(f"{e} {getattr(e, 'owner_detail', '')}".strip())
+            st.stop()
     if numeric_t:
         bar = right.progress(0.0, text="Computing t-closeness on raw values…")
         report = A.risk_report(frame, schema, qi, sa, date_unit=date_unit, numeric_t=True, smallest=smallest,

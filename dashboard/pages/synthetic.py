@@ -16,7 +16,7 @@ from privacy.ledger import BudgetExceeded, LedgerError
 from privacy.queries import QueryError, SyntheticQuery
 from privacy.release import ReleaseError, marginal_cost, preview, release, refusal_for
 
-ctx = page_context(needs_rows=True)
+ctx = page_context()
 schema = ctx.schema
 
 

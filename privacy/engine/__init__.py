@@ -1,9 +1,12 @@
 """Engines: where a plan's sufficient statistics are computed (memory, Parquet, SQL databases).
 
-Privacy facts: an engine computes only public-cell aggregates (counts of public cells, an integer
-sum and a count) after the per-patient bound and the same public row-wise maps as the in-memory
-path; the noise and its input distance always come from OpenDP (`privacy.engine.noise`). The
-charge is the plan's cost, OpenDP's map of the row-level measurement.
+Privacy facts: for a release an engine computes only public-cell aggregates (counts of public
+cells, an integer sum and a count) after the per-patient bound and the same public row-wise maps as
+the in-memory path; the noise and its input distance always come from OpenDP
+(`privacy.engine.noise`). The charge is the plan's cost, OpenDP's map of the row-level measurement.
+A synthetic cohort's row-level input is rebuilt from such counts (`privacy.stats.synthetic`). The
+only rows an engine hands out are the bounded rows of declared columns for an owner-only view
+(`owner_rows`, the anonymity report), never to a release or an analyst.
 """
 from __future__ import annotations
 
@@ -23,7 +26,19 @@ class SourceError(RuntimeError):
         self.owner_detail = owner_detail
 
 
-__all__ = ["SourceError", "AggregateNoise", "EngineUnsupported", "aggregate_noise", "n_cells", "numpy_aggregates",
+class OwnerRowsTooMany(RuntimeError):
+    """An owner-only view (the anonymity report) would read more of an engine's rows into the app
+    than `limit`. Its message names only the public limit."""
+
+
+def check_owner_rows(n: int, limit: int) -> None:
+    if n > limit:
+        raise OwnerRowsTooMany(f"this view reads the table's rows into the app, and this cohort has more than "
+                               f"{limit:,} rows after the per-patient bound (the limit is DP_OWNER_ROWS_LIMIT)")
+
+
+__all__ = ["SourceError", "OwnerRowsTooMany", "check_owner_rows", "AggregateNoise", "EngineUnsupported",
+           "aggregate_noise", "n_cells", "numpy_aggregates",
            "invoke", "measure", "prepare_input", "aggregates_of_input", "ROW_LEVEL"]
 
 ROW_LEVEL = "opendp-rows"      # engine name of OpenDP's own row-level path (the reference)
@@ -72,10 +87,16 @@ def prepare_input(plan, cohort, engine: str | None = None) -> tuple[str, Any]:
 
     In-memory cohorts use the NumPy engine where the plan has an aggregate form, else the row-level
     input; `engine=ROW_LEVEL` forces the latter. A cohort whose rows live in Parquet files, a
-    database or Spark (`privacy.engine.sources.open_cohort`) aggregates in its own engine."""
+    database or Spark (`privacy.engine.sources.open_cohort`) aggregates in its own engine; a plan
+    without an aggregate form then builds its row-level input from the engine's public-cell counts
+    (a synthetic cohort's bucket combinations), or raises EngineUnsupported."""
     source = getattr(cohort, "engine", None)
     if source is not None:
-        return "aggregates", source.aggregates(plan, aggregate_noise(plan))
+        try:
+            form = aggregate_noise(plan)
+        except EngineUnsupported:       # OpenDP measures rows the plan rebuilds from engine cells (synthetic)
+            return "rows", plan.make_input(cohort)
+        return "aggregates", source.aggregates(plan, form)
     if engine != ROW_LEVEL:
         try:
             aggregate_noise(plan)

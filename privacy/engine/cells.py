@@ -199,28 +199,55 @@ def cell_parts(e, weight: int = 1) -> list[tuple[object, int]]:
     return [(e, weight)]
 
 
+def synthetic_cells(schema, q) -> CellSpec:
+    """A synthetic cohort's cells: each chosen column binned like its histogram (the buckets
+    `privacy.stats.synthetic` gives OpenDP's contingency table), one cell per combination of the
+    columns' buckets, after the query's restriction. Only the engine's grouped rows are read
+    (`cell_codes`: the non-empty combinations and their counts), never a dense vector."""
+    axes = [_axis(schema, HistogramQuery(column=c)) for c in q.columns]
+    sizes = [len(_hist_labels(schema, c)) for c in q.columns]
+    cell = axes[0]
+    for e, nb in zip(axes[1:], sizes[1:]):
+        cell = Mixed(cell, e, nb)
+    return CellSpec("cells", int(np.prod(sizes, dtype=object)), cell, where=_where(schema, q))
+
+
+def _hist_labels(schema, column: str) -> list:
+    from privacy.stats.counts import _hist_labels as labels
+    return labels(schema, HistogramQuery(column=column))
+
+
+def cell_codes(rows, spec: CellSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, counts) of an engine's grouped rows (part_0, ..., [sum,] n): one row per non-empty
+    cell, its public code in each part (a categorical part's text becomes its code here, as
+    `data.prepare` encodes it: declared category i, K if missing, K+1 for any other value)."""
+    parts = cell_parts(spec.cell)
+    codes = np.zeros((len(rows), len(parts)), dtype=np.int64)
+    for j, (e, _) in enumerate(parts):
+        values = [row[j] for row in rows]
+        if isinstance(e, Category):
+            look, k = {c: i for i, c in enumerate(e.categories)}, len(e.categories)
+            codes[:, j] = [k if v is None else look.get(v, k + 1) for v in values]
+        else:
+            codes[:, j] = [int(v) for v in values]
+    return codes, np.array([int(row[-1]) for row in rows], dtype=np.int64)
+
+
 def cell_vector(rows, spec: CellSpec):
     """Per-cell counts 0..n-1 from an engine's grouped rows (part_0, ..., [sum,] n) (absent cells
-    are 0); or [sum, count]. A categorical part's text becomes its public code here, as
-    `data.prepare` encodes it (declared category i, K if missing, K+1 for any other value)."""
+    are 0); or [sum, count]."""
     if spec.kind == "sum_count":
         (s, n), = rows
         return [int(s or 0), int(n)]
     if spec.cell is None:
         (n,), = rows
         return [int(n)]
-    parts = cell_parts(spec.cell)
-    lookups = [({c: i for i, c in enumerate(e.categories)}, len(e.categories)) if isinstance(e, Category) else None
-               for e, _ in parts]
-    grouped = spec.kind == "grouped_sum_count"
+    codes, counts = cell_codes(rows, spec)
+    cell = codes @ np.array([w for _, w in cell_parts(spec.cell)], dtype=np.int64)
     out = np.zeros(spec.n, dtype=np.int64)
-    sums = np.zeros(spec.n, dtype=np.int64)
-    for row in rows:
-        cell = 0
-        for (e, w), look, v in zip(parts, lookups, row[:len(parts)]):
-            code = int(v) if look is None else (look[1] if v is None else look[0].get(v, look[1] + 1))
-            cell += code * w
-        out[cell] += int(row[-1])
-        if grouped:
-            sums[cell] += int(row[-2])
-    return [sums, out] if grouped else [out]
+    np.add.at(out, cell, counts)                       # exact integers (no float weights)
+    if spec.kind == "grouped_sum_count":
+        sums = np.zeros(spec.n, dtype=np.int64)
+        np.add.at(sums, cell, np.array([int(row[-2] or 0) for row in rows], dtype=np.int64))
+        return [sums, out]
+    return [out]

@@ -1,9 +1,10 @@
 """Open a cohort whose rows live outside memory: Parquet files (DuckDB, embedded), a DuckDB
 database file, a PostgreSQL table, a Spark table or path. The schema's [storage] table names where (`data.sources`).
 
-Privacy facts: only public-cell aggregates leave the engine (`privacy.engine.sql`); credentials
+Privacy facts: for a release only public-cell aggregates leave the engine (`privacy.engine.sql`); credentials
 come from a secret named in the schema (`url_secret`), never from the schema file; an engine
-cohort holds no rows in memory, so owner-only truths and row-level tools are not available on it.
+cohort holds no rows in memory. Owner-only views that need rows (the anonymity report) read just
+their columns of the bounded rows (`EngineCohort.owner_frame`), never for analysts.
 """
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ class EngineCohort:
     engine: object
     source: DataSource
     n_rows: None = None
+
+    def owner_frame(self, columns, limit: int | None = None):
+        """TRUE data, for the data owner's views only (the anonymity report): the patient id and
+        `columns` of the rows kept by the per-patient bound, read out of the engine (at most
+        `limit` rows, default DP_OWNER_ROWS_LIMIT or 10^7; else OwnerRowsTooMany). Spends nothing."""
+        limit = int(os.environ.get("DP_OWNER_ROWS_LIMIT", OWNER_ROWS_LIMIT)) if limit is None else int(limit)
+        unit = self.schema.privacy_unit
+        return self.engine.owner_rows([unit] + [c for c in columns if c != unit], limit)
+
+
+OWNER_ROWS_LIMIT = 10**7       # rows an owner-only view reads out of an engine into the app (a few GB at most)
 
 
 def _duckdb_config(src: DataSource) -> dict:

@@ -97,12 +97,18 @@ def _category_is(e: Category, code: int):
     return _col(e.column).isNotNull() & ~text.isin([F.lit(c) for c in e.categories])
 
 
-def aggregate_rows(df, spec: CellSpec, unit: str, k: int) -> list[tuple]:
-    """Rows in `privacy.engine.cells.cell_vector`'s format, computed by Spark after the per-patient bound."""
+def _bounded(df, unit: str, k: int):
+    """`df` with at most `k` rows per patient (`unit`)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     w = Window.partitionBy(_col(unit)).orderBy(_col(unit))
-    b = df.withColumn("_dp_row_in_unit", F.row_number().over(w)).where(F.col("_dp_row_in_unit") <= F.lit(int(k)))
+    return df.withColumn("_dp_row_in_unit", F.row_number().over(w)).where(F.col("_dp_row_in_unit") <= F.lit(int(k)))
+
+
+def aggregate_rows(df, spec: CellSpec, unit: str, k: int) -> list[tuple]:
+    """Rows in `privacy.engine.cells.cell_vector`'s format, computed by Spark after the per-patient bound."""
+    from pyspark.sql import functions as F
+    b = _bounded(df, unit, k)
     for e, code in spec.where:
         b = b.where(_category_is(e, code))
     for x in spec.present:
@@ -160,13 +166,30 @@ class SparkEngine:
         except Exception as e:           # AnalysisException, missing path, a Java error
             raise self._error(e) from e
 
+    def owner_rows(self, columns, limit: int):
+        """TRUE rows, for the data owner's views only (as `privacy.engine.sql.SqlEngine.owner_rows`)."""
+        import pandas as pd
+
+        from privacy.engine import check_owner_rows
+        try:
+            rows = _bounded(self._frame(), self.unit, self.k).select(*[_col(c) for c in columns]) \
+                .limit(int(limit) + 1).collect()
+        except Exception as e:
+            raise self._error(e) from e
+        check_owner_rows(len(rows), limit)
+        return pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
+
     def aggregates(self, plan, form) -> list:
         from privacy.engine.cells import cell_spec
         spec = cell_spec(plan)
+        return cell_vector(self.grouped_rows(spec), spec)
+
+    def grouped_rows(self, spec: CellSpec) -> list:
+        """`aggregate_rows` of the table, after the per-patient bound."""
         t = time.perf_counter()
         try:
             rows = aggregate_rows(self._frame(), spec, self.unit, self.k)
         except Exception as e:
             raise self._error(e) from e
         self.last_seconds = time.perf_counter() - t
-        return cell_vector(rows, spec)
+        return rows

@@ -200,7 +200,10 @@ class SqlEngine:
     def aggregates(self, plan, form) -> list:
         from privacy.engine.cells import cell_spec
         spec = cell_spec(plan)
+        return cell_vector(self.grouped_rows(spec), spec)
 
+    def grouped_rows(self, spec: CellSpec) -> list:
+        """The rows of `spec`'s one SELECT after the per-patient bound (`aggregate_statement`)."""
         def stmt(window: bool):
             return aggregate_statement(spec, self.table, self.unit, self.k, self.dialect, window=window)
 
@@ -213,12 +216,26 @@ class SqlEngine:
                     if self.dialect == "postgresql":
                         c.exec_driver_sql("SET TRANSACTION READ ONLY")
                     return c.execute(stmt(window=not self._unique_unit(c))).fetchall()
-            return cell_vector(self._run(read), spec)
+            return self._run(read)
         snap, holds = self._bound_holds()
         rows = self._run(stmt(window=not holds))
         if holds and self.snapshot() != snap:      # the files changed under the query: bound them in SQL
             rows = self._run(stmt(window=True))
-        return cell_vector(rows, spec)
+        return rows
+
+    def owner_rows(self, columns, limit: int):
+        """TRUE rows, for the data owner's views only (the anonymity report): `columns` of the rows
+        kept by the per-patient bound, as a DataFrame; OwnerRowsTooMany past `limit` rows."""
+        import pandas as pd
+
+        from privacy.engine import check_owner_rows
+        _, holds = self._bound_holds()
+        b = self.table if holds else bounded(self.table, self.unit, self.k)
+        conds = [] if holds else [b.c["_dp_row_in_unit"] <= sa.literal(self.k, sa.Integer)]
+        stmt = sa.select(*[b.c[c] for c in columns]).select_from(b).where(*conds).limit(int(limit) + 1)
+        rows = self._run(stmt)
+        check_owner_rows(len(rows), limit)
+        return pd.DataFrame.from_records(rows, columns=list(columns))
 
     def statement_sql(self, plan) -> str:
         """The SQL text sent for `plan`, parameters left as placeholders (for review and tests)."""

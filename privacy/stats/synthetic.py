@@ -9,6 +9,11 @@ Measurement: each row's columns are mapped (row-wise, public) to their bucket la
 field; the synthetic rows are drawn from that model (post-processing). The cost is OpenDP's privacy
 map of that one measurement, converted to (epsilon, delta) like every Gaussian release, and its rho
 for zCDP accounting. No row of the result is a real patient's record.
+
+On a cohort whose rows stay in an engine (Parquet, a database, Spark), the engine counts each
+non-empty combination of the columns' buckets (public cells, after the per-patient bound) and the
+same bucket-label rows are rebuilt from those counts (`_engine_input`): the same input multiset,
+so the same measurement, cost and noise law.
 """
 from __future__ import annotations
 
@@ -56,6 +61,8 @@ def _synthetic_plan(q: SyntheticQuery, schema, epsilon, mechanism, delta):
     cost = Cost(eps_cost, delta, rho_cost, m)
 
     def make_input(cohort):
+        if getattr(cohort, "engine", None) is not None:
+            return _engine_input(cohort, q, keys)
         mask = _rows(cohort, q)
         cols = {}
         for c in q.columns:
@@ -93,6 +100,23 @@ def _synthetic_plan(q: SyntheticQuery, schema, epsilon, mechanism, delta):
                                    f"given as (epsilon, delta = {delta:g}).")
     return Plan(q, schema, float(epsilon), "gaussian", delta, m, d_in, cost, ["synthetic rows"],
                 {"marginals": ("gaussian", float(_scale or 0.0))}, make_input, finish, truth, preview, extra)
+
+
+def _engine_input(cohort, q: SyntheticQuery, keys: dict):
+    """The same bucket-label rows as `make_input` of the prepared table, rebuilt from the engine's
+    counts of each non-empty combination of the columns' buckets (public cells, after the
+    per-patient bound and the restriction): as a multiset, which is all OpenDP's contingency
+    table reads, so the measurement, its cost and its noise law are those of the in-memory path."""
+    import polars as pl
+
+    from privacy.engine.cells import cell_codes, synthetic_cells
+    spec = synthetic_cells(cohort.schema, q)
+    codes, counts = cell_codes(cohort.engine.grouped_rows(spec), spec)
+    cols = {}
+    for j, c in enumerate(q.columns):
+        labels = np.asarray(keys[c], dtype=object)
+        cols[c] = np.repeat(labels[np.clip(codes[:, j], 0, len(labels) - 1)], counts)
+    return pl.DataFrame({c: pl.Series(c, v.tolist(), dtype=pl.String) for c, v in cols.items()}).lazy()
 
 
 def synthetic_frame(release):
