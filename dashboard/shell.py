@@ -43,9 +43,14 @@ def run() -> None:
                  + [n for n, _ in engines])
         titles = (dict(builtin) | {f"upload:{u}": f"{u} (uploaded)" for u in uploads}
                   | {n: t for n, t, _ in synthetic} | dict(engines))
-        wanted = st.query_params.get("cohort", DEMO_COHORT)   # a link may name the cohort: ?cohort=radiology
-        default = names.index(wanted) if wanted in names else (names.index(DEMO_COHORT) if DEMO_COHORT in names else 0)
-        cohort_name = st.selectbox("Cohort", names, index=default, format_func=lambda n: titles.get(n, n), key="cohort",
+        choice = st.session_state.get("cohort")
+        if choice not in names:                            # the session's first run, or its cohort is gone
+            wanted = st.query_params.get("cohort", DEMO_COHORT)   # a link may name the cohort: ?cohort=radiology
+            choice = wanted if wanted in names else (DEMO_COHORT if DEMO_COHORT in names else names[0])
+        # Set on every run: a page change drops the link's ?cohort= and would reset the picker to its
+        # first option; the choice lives in the session.
+        st.session_state["cohort"] = choice
+        cohort_name = st.selectbox("Cohort", names, format_func=lambda n: titles.get(n, n), key="cohort",
                                    help="The table you are exploring. Its public schema (categories, bounds) is fixed "
                                         "by the data owner.")
         if (full := cohort_name_caption(titles.get(cohort_name, cohort_name))) is not None:

@@ -189,6 +189,20 @@ def test_owner_journey(page: Page, browser: Browser, owner_server, tmp_path):
         offline.close()
 
 
+def test_a_link_to_a_cohort_keeps_it_across_pages(page: Page, owner_server):
+    """?cohort=radiology opens the radiology cohort, and it stays chosen on the other pages (their
+    URLs no longer carry the link's parameter; the picker used to fall back to the demo cohort)."""
+    page.goto(owner_server.url + "/?cohort=radiology")
+    wait_for_app_run(page)
+    picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Cohort")   # its value is the choice
+    expect(picker).to_have_value("Radiology examinations (synthetic)")
+    for link in ("Ledger", "Radiology review", "Explore"):
+        go_to(page, link)
+        assert "cohort=" not in page.url
+        expect(picker).to_have_value("Radiology examinations (synthetic)")
+    full_page_screenshot(page, "05_cohort_from_a_link_kept")
+
+
 def test_analyst_cannot_see_owner_pages(page: Page, analyst_server):
     page.goto(analyst_server.url)
     wait_for_app_run(page)
