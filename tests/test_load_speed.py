@@ -108,3 +108,27 @@ def test_text_dates_are_parsed_once_per_distinct_text(monkeypatch):
     c = prepare(frame, schema)
     assert sizes == [3]
     assert c.report.coerced["seen"] == n // 3 + (1 if n % 3 > 2 else 0)
+
+
+def test_columns_prepared_on_threads_equal_one_at_a_time(cohort_csv, monkeypatch):
+    """Large tables encode their columns on threads: the same codes, numbers, days and owner report
+    (in schema order) as one column at a time, here with missing values, other categories and
+    values beyond the bounds in every kind of column."""
+    frame = load_table(cohort_csv, filename="c.csv")
+    rng = np.random.default_rng(3)
+    for c in ("site", "psa", "diagnosis_date", "risk_group"):
+        frame[c] = frame[c].astype(object)
+        frame.loc[rng.random(len(frame)) < 0.05, c] = None
+    frame.loc[rng.random(len(frame)) < 0.05, "site"] = "Site Z"
+    frame.loc[rng.random(len(frame)) < 0.05, "psa"] = 1e6
+    schema = cohort_schema("prostate")
+    monkeypatch.setattr(prepare_mod, "PARALLEL_FROM_ROWS", 10**9)
+    one = prepare(frame, schema)
+    monkeypatch.setattr(prepare_mod, "PARALLEL_FROM_ROWS", 1)
+    threaded = prepare(frame, schema)
+    for part in ("codes", "numbers", "days", "day_missing"):
+        a, b = getattr(one, part), getattr(threaded, part)
+        assert list(a) == list(b) and a
+        assert all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a), part
+    assert one.report == threaded.report and one.report.lines() == threaded.report.lines()
+    assert one.report.other["site"] > 0 and one.report.clamped["psa"] > 0 and one.report.missing["diagnosis_date"] > 0
