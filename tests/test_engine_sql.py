@@ -189,14 +189,19 @@ def pg():
     server.stop()
 
 
+def _pg_cohort(pg, frame, schema, table: str):
+    """`frame` as `table` on the test server, opened as an engine cohort (URL from a secret)."""
+    eng = sa.create_engine(pg.url)
+    frame.to_sql(table, eng, index=False, if_exists="replace")
+    eng.dispose()
+    return open_cohort(_with_storage(schema, kind="postgresql", table=table, url_secret="DP_TEST_PG"),
+                       secrets={"DP_TEST_PG": pg.url})
+
+
 @needs_pg
 def test_postgresql_matches_memory_and_releases(prostate, pg, tmp_path):
     frame, schema, mem = prostate
-    eng = sa.create_engine(pg.url)
-    frame.to_sql("prostate", eng, index=False, if_exists="replace")
-    eng.dispose()
-    src = open_cohort(_with_storage(schema, kind="postgresql", table="prostate", url_secret="DP_TEST_PG"),
-                      secrets={"DP_TEST_PG": pg.url})
+    src = _pg_cohort(pg, frame, schema, "prostate")
     for name in PUSHED:
         _same_aggregates(build_plan(QUERIES[name], src.schema, 0.6), mem, src)
     ledger = BudgetLedger(tmp_path / "l.sqlite")
@@ -462,10 +467,6 @@ def test_owner_rows_are_bounded_per_patient_and_limited(tmp_path):
 @needs_pg
 def test_postgresql_synthetic_input_and_anonymity_match_memory(prostate, pg):
     frame, schema, mem = prostate
-    eng = sa.create_engine(pg.url)
-    frame.to_sql("prostate_rows", eng, index=False, if_exists="replace")
-    eng.dispose()
-    src = open_cohort(_with_storage(schema, kind="postgresql", table="prostate_rows", url_secret="DP_TEST_PG"),
-                      secrets={"DP_TEST_PG": pg.url})
+    src = _pg_cohort(pg, frame, schema, "prostate_rows")
     _same_synthetic_input(mem, src)
     _same_anonymity(mem, src)

@@ -229,11 +229,15 @@ class SqlEngine:
         import pandas as pd
 
         from privacy.engine import check_owner_rows
-        _, holds = self._bound_holds()
-        b = self.table if holds else bounded(self.table, self.unit, self.k)
-        conds = [] if holds else [b.c["_dp_row_in_unit"] <= sa.literal(self.k, sa.Integer)]
-        stmt = sa.select(*[b.c[c] for c in columns]).select_from(b).where(*conds).limit(int(limit) + 1)
-        rows = self._run(stmt)
+        def stmt(window: bool):
+            b = bounded(self.table, self.unit, self.k) if window else self.table
+            conds = [b.c["_dp_row_in_unit"] <= sa.literal(self.k, sa.Integer)] if window else []
+            return sa.select(*[b.c[c] for c in columns]).select_from(b).where(*conds).limit(int(limit) + 1)
+
+        snap, holds = self._bound_holds()
+        rows = self._run(stmt(window=not holds))
+        if holds and self.snapshot() != snap:      # the files changed under the read: bound them in SQL
+            rows = self._run(stmt(window=True))
         check_owner_rows(len(rows), limit)
         return pd.DataFrame.from_records(rows, columns=list(columns))
 
