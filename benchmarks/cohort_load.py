@@ -226,6 +226,11 @@ def main(argv=None) -> int:
                     verdicts.append(f"{what} {best:.2f}x the faster plain reader's load"
                                     f"{' in CPU seconds' if busy else ''} ({'PASS' if passed else 'FAIL'} "
                                     f"<= {TARGET_RATIO}x)")
+                    base = judged.get("arrow")
+                    if fmt == "csv" and base is not None:    # informational: the reader the loader is built on
+                        verdicts.append(f"{base:.2f}x pyarrow.csv.read_csv, the reader the loader is built on "
+                                        f"({'within' if base <= TARGET_RATIO else 'above'} {TARGET_RATIO}x, "
+                                        "not judged)")
                 prep = ours["prepare_cpu_s"] if busy else ours["prepare_s"]
                 if n in TARGET_PREPARE_S and prep is not None:
                     passed = prep < TARGET_PREPARE_S[n]
