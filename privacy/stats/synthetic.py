@@ -34,7 +34,6 @@ def _buckets(schema, column: str) -> list[str]:
 
 
 def _synthetic_plan(q: SyntheticQuery, schema, epsilon, mechanism, delta):
-    import polars as pl
     from opendp.extras.mbi import AIM, MST, make_contingency_table
 
     from privacy.measurements import Outcome, Plan, _histogram_codes, _rows
@@ -70,7 +69,7 @@ def _synthetic_plan(q: SyntheticQuery, schema, epsilon, mechanism, delta):
             labels = np.asarray(keys[c], dtype=object)
             col = labels[np.clip(codes, 0, len(labels) - 1)]
             cols[c] = col if mask is None else col[mask]
-        return pl.DataFrame({c: pl.Series(c, v.tolist(), dtype=pl.String) for c, v in cols.items()}).lazy()
+        return _label_frame(cols)
 
     def finish(raw, alpha: float) -> Outcome:
         table = raw.synthesize()
@@ -107,8 +106,6 @@ def _engine_input(cohort, q: SyntheticQuery, keys: dict):
     counts of each non-empty combination of the columns' buckets (public cells, after the
     per-patient bound and the restriction): as a multiset, which is all OpenDP's contingency
     table reads, so the measurement, its cost and its noise law are those of the in-memory path."""
-    import polars as pl
-
     from privacy.engine.cells import cell_codes, synthetic_cells
     spec = synthetic_cells(cohort.schema, q)
     codes, counts = cell_codes(cohort.engine.grouped_rows(spec), spec)
@@ -116,6 +113,12 @@ def _engine_input(cohort, q: SyntheticQuery, keys: dict):
     for j, c in enumerate(q.columns):
         labels = np.asarray(keys[c], dtype=object)
         cols[c] = np.repeat(labels[np.clip(codes[:, j], 0, len(labels) - 1)], counts)
+    return _label_frame(cols)
+
+
+def _label_frame(cols: dict):
+    """OpenDP's input: a LazyFrame of the bucket labels (text) of each column."""
+    import polars as pl
     return pl.DataFrame({c: pl.Series(c, v.tolist(), dtype=pl.String) for c, v in cols.items()}).lazy()
 
 
