@@ -204,17 +204,13 @@ def synthetic_cells(schema, q) -> CellSpec:
     `privacy.stats.synthetic` gives OpenDP's contingency table), one cell per combination of the
     columns' buckets, after the query's restriction. Only the engine's grouped rows are read
     (`cell_codes`: the non-empty combinations and their counts), never a dense vector."""
+    from privacy.stats.counts import _hist_labels
     axes = [_axis(schema, HistogramQuery(column=c)) for c in q.columns]
-    sizes = [len(_hist_labels(schema, c)) for c in q.columns]
+    sizes = [len(_hist_labels(schema, HistogramQuery(column=c))) for c in q.columns]
     cell = axes[0]
     for e, nb in zip(axes[1:], sizes[1:]):
         cell = Mixed(cell, e, nb)
     return CellSpec("cells", int(np.prod(sizes, dtype=object)), cell, where=_where(schema, q))
-
-
-def _hist_labels(schema, column: str) -> list:
-    from privacy.stats.counts import _hist_labels as labels
-    return labels(schema, HistogramQuery(column=column))
 
 
 def cell_codes(rows, spec: CellSpec) -> tuple[np.ndarray, np.ndarray]:

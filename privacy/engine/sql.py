@@ -217,6 +217,11 @@ class SqlEngine:
                         c.exec_driver_sql("SET TRANSACTION READ ONLY")
                     return c.execute(stmt(window=not self._unique_unit(c))).fetchall()
             return self._run(read)
+        return self._read_bounded(stmt)
+
+    def _read_bounded(self, stmt) -> list:
+        """Rows of `stmt(window)`: without the per-patient window while this snapshot of the files is
+        verified within the bound, read again with it if the files changed under the read."""
         snap, holds = self._bound_holds()
         rows = self._run(stmt(window=not holds))
         if holds and self.snapshot() != snap:      # the files changed under the query: bound them in SQL
@@ -234,10 +239,7 @@ class SqlEngine:
             conds = [b.c["_dp_row_in_unit"] <= sa.literal(self.k, sa.Integer)] if window else []
             return sa.select(*[b.c[c] for c in columns]).select_from(b).where(*conds).limit(int(limit) + 1)
 
-        snap, holds = self._bound_holds()
-        rows = self._run(stmt(window=not holds))
-        if holds and self.snapshot() != snap:      # the files changed under the read: bound them in SQL
-            rows = self._run(stmt(window=True))
+        rows = self._read_bounded(stmt)
         check_owner_rows(len(rows), limit)
         return pd.DataFrame.from_records(rows, columns=list(columns))
 
