@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from data.schema import Schema, SchemaError
 
 KINDS = ("memory", "parquet", "duckdb", "postgresql", "spark")
+KIND_NAMES = {"memory": "memory", "parquet": "Parquet files", "duckdb": "a DuckDB database",
+              "postgresql": "PostgreSQL", "spark": "Spark"}     # as a sentence names them
 _KEYS = {"kind", "path", "table", "namespace", "url_secret", "memory_limit", "threads"}
 
 
@@ -28,6 +30,11 @@ class DataSource:
     url_secret: str = ""
     memory_limit: str = ""
     threads: str = ""
+
+    @property
+    def kind_name(self) -> str:
+        """The storage kind as a sentence names it ("Parquet files", "PostgreSQL")."""
+        return KIND_NAMES.get(self.kind, self.kind)
 
 
 def data_source(schema: Schema) -> DataSource:

@@ -147,7 +147,7 @@ def test_owner_anonymity_report_on_an_engine_cohort(engine_env):
     at = _app()
     at.switch_page("pages/anonymity.py").run()
     assert not at.exception, at.exception
-    assert any("rows stay in parquet" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any("rows stay in Parquet files:" in c.value for c in at.caption), [c.value for c in at.caption]
     schema = cohort_schema("prostate")
     rows = pd.read_parquet(engine_env / "part-0.parquet")
     want = A.risk_report(rows, schema, list(schema.quasi_identifiers), list(schema.sensitive))

@@ -30,7 +30,8 @@ if frame is None and not on_engine:
     st.info("This cohort was prepared without its table, so its anonymity cannot be measured here.")
     st.stop()
 if on_engine:
-    st.caption(f"This cohort's rows stay in {getattr(cohort.source, 'kind', 'its engine')}: the report reads the "
+    where = getattr(getattr(cohort, "source", None), "kind_name", "its engine")
+    st.caption(f"This cohort's rows stay in {where}: the report reads the "
                "patient id and the declared columns of the rows kept by the per-patient bound into this owner "
                "session only, and nothing else.")
 
