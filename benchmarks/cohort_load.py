@@ -27,9 +27,10 @@ categories, which cost another 0.15 s in pandas; no reader that yields the loade
 within 1.5x of it here.
 The last lines name the largest cohort loaded, its peak memory, and how many rows of it this
 machine's memory holds at that peak per row (what the demo schemas' `max_rows` is set from).
-Sizes: 10^5, 10^6 and 10^7 rows (about 1 minute here); --big (or DP_BENCH_BIG=1) adds 3x10^7 (about
-3 minutes more; every reader's peak stays under 14 GB). The files are flushed to disk (`os.sync`)
-before any is read, so the first reader does not pay for the write-back of the others' files. Informational: prints PASS/FAIL, exits 0.
+Sizes: 10^5, 10^6 and 10^7 rows, 3 fresh processes per reader (about 2 minutes here); --big (or
+DP_BENCH_BIG=1) adds 3x10^7, one process per reader (about 3 minutes more; every reader's peak stays
+under 14 GB). The files are flushed to disk (`os.sync`) before any is read, so the first reader does
+not pay for the write-back of the others' files. Informational: prints PASS/FAIL, exits 0.
 """
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cohort_load", description=__doc__.splitlines()[0])
     p.add_argument("--big", action="store_true", help="add 3x10^7 rows (also DP_BENCH_BIG=1)")
     p.add_argument("--sizes", help="comma-separated row counts instead, e.g. 1e5,1e6,3e7")
-    p.add_argument("--reps", type=int, default=None, help="fresh processes per reader (default 3; 1 at >= 10^7)")
+    p.add_argument("--reps", type=int, default=None, help="fresh processes per reader (default 3; 1 above 10^7)")
     p.add_argument("--json", metavar="PATH", help="write the measurements to PATH")
     a = p.parse_args(argv)
     big = a.big or os.environ.get("DP_BENCH_BIG", "") not in ("", "0")
@@ -190,7 +191,7 @@ def main(argv=None) -> int:
             sizes_mb = {k: v.stat().st_size / 2**20 for k, v in paths.items()}
             print(f"\n{n:,} rows: CSV {sizes_mb['csv']:.1f} MB, Parquet {sizes_mb['parquet']:.1f} MB "
                   f"(written in {time.perf_counter() - t:.0f} s)")
-            reps = a.reps or (1 if n >= 10**7 else 3)
+            reps = a.reps or (1 if n > 10**7 else 3)
             print(f"  {'format':<8} {'reader':<28} {'load s':>7} {'prepare s':>9} {'ready s':>8} "
                   f"{'cpu s':>6} {'peak MB':>8}  ours/plain (clock; load cpu = CPU seconds of the load)")
             for fmt in ("csv", "parquet"):
