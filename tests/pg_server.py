@@ -30,6 +30,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def unused_url() -> str:
+    """A PostgreSQL URL on a local port nobody listens on (a server that is down)."""
+    return f"postgresql+psycopg://dp@127.0.0.1:{_free_port()}/postgres"
+
+
 class PostgresServer:
     def __init__(self):
         self.bin = pg_bin()

@@ -28,7 +28,7 @@ from privacy.measurements import build_plan
 from privacy.queries import (CountQuery, CrossTabQuery, HistogramQuery, MeanQuery, QuantileQuery, SyntheticQuery,
                              Where)
 from privacy.release import release
-from tests.pg_server import PostgresServer, pg_bin
+from tests.pg_server import PostgresServer, pg_bin, unused_url
 from tests.test_engine import QUERIES
 
 PUSHED = list(QUERIES)
@@ -247,10 +247,9 @@ def test_missing_table_or_server_down_charges_nothing(prostate, pg, tmp_path):
     eng = sa.create_engine(pg.url)
     frame.to_sql("later_down", eng, index=False, if_exists="replace")
     eng.dispose()
-    down = PostgresServer()               # a port nobody listens on
     src = open_cohort(_with_storage(schema, kind="postgresql", table="later_down", url_secret="PG"),
                       secrets={"PG": pg.url})
-    src.engine.url_engine = sa.create_engine(down.url, connect_args={"connect_timeout": 2})
+    src.engine.url_engine = sa.create_engine(unused_url(), connect_args={"connect_timeout": 2})
     with pytest.raises(SourceError) as e:
         release(HistogramQuery(column="gleason_score"), src, 0.5, ledger, "ana")
     assert "nothing was spent" in str(e.value) and "127.0.0.1" not in str(e.value)
