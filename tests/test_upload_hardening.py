@@ -259,6 +259,32 @@ def helper_page(tmp_path, lo: str = "0", hi: str = "1000", eps: float | None = N
     return at.run()
 
 
+def _suggestion(low_q: float, high_q: float, low_ci, high_ci):
+    from dashboard.uploads import BoundsSuggestion
+    return BoundsSuggestion("psa", 0.0, 1000.0, (0.0, 500.0, 1000.0), low_q, high_q, low_ci, high_ci, 0.05, 0.05,
+                            False, "trial", 1.0, 0.05, 0.95, 0.0, 1000.0)
+
+
+def test_dp_helper_shows_an_uncertain_or_crossed_suggestion_as_a_warning(tmp_path):
+    """A suggestion whose percentiles are too noisy to use is a warning, not a success, says when the
+    noisy percentiles crossed, and using it takes a button that says "anyway". (The suggestion is
+    put in the session directly: this checks the display, not the measurement.)"""
+    at = helper_page(tmp_path)
+    at.session_state["up_dp"] = {"psa": _suggestion(1000.0, 60.0, (0.0, 1000.0), (0.0, 1000.0))}
+    at.run()
+    assert not at.exception
+    assert not [s.value for s in at.success if "Suggested bounds" in s.value]
+    shown = " ".join(w.value for w in at.warning)
+    assert "Suggested bounds for psa" in shown and "very uncertain" in shown and "percentiles crossed" in shown
+    assert at.button(key="up_dp_use").label == "Use these bounds for psa anyway"
+
+    at.session_state["up_dp"] = {"psa": _suggestion(2.0, 60.0, (1.0, 4.0), (50.0, 70.0))}   # a usable one
+    at.run()
+    assert any("Suggested bounds for psa" in s.value for s in at.success)
+    assert not [w.value for w in at.warning if "very uncertain" in w.value or "crossed" in w.value]
+    assert at.button(key="up_dp_use").label == "Use these bounds for psa"
+
+
 def test_dp_helper_charges_the_ledger_exactly_the_opendp_cost(tmp_path):
     at = helper_page(tmp_path)
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -267,7 +293,7 @@ def test_dp_helper_charges_the_ledger_exactly_the_opendp_cost(tmp_path):
     assert reserved(tmp_path, "trial") == [], "showing the cost spends nothing"
     at.button(key="up_dp_run").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    shown = " ".join(s.value for s in at.success)
+    shown = " ".join(s.value for s in [*at.success, *at.warning])   # a warning when the noise is wide
     assert "Suggested bounds for psa" in shown and "ε 0\\.05 spent" in shown and "ε 0\\.95 of 1 left" in shown
 
     # the ledger holds one reservation whose cost is exactly the sum of OpenDP's privacy maps
@@ -296,7 +322,7 @@ def test_dp_helper_charges_the_ledger_exactly_the_opendp_cost(tmp_path):
 
     # asking the same question again is served from the ledger: nothing more is spent
     at.button(key="up_dp_run").click().run()
-    assert "nothing spent now" in " ".join(s.value for s in at.success)
+    assert "nothing spent now" in " ".join(s.value for s in [*at.success, *at.warning])
     assert len(reserved(tmp_path, "trial")) == 1
 
 

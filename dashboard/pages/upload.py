@@ -396,18 +396,23 @@ with st.expander("Suggest bounds privately (optional: spends a small ε from thi
             spent_text = (f"ε {sug.epsilon_spent:.3g} spent" if not sug.cached
                           else f"the same question was answered before (ε {sug.epsilon_cost:.3g} then): nothing "
                                "spent now")
-            st.success(md_escape(
+            crossed = (" The noisy percentiles crossed, so the suggestion spans both 95% intervals."
+                       if sug.low_quantile >= sug.high_quantile else "")
+            message = md_escape(
                 f"Suggested bounds for {sug.column}: {sug.lower:g} to {sug.upper:g} (private "
                 f"{BOUNDS_HELPER_LEVELS[0]:.0%} percentile ≈ {sug.low_quantile:g}, 95% interval {sug.low_interval[0]:g} "
                 f"to {sug.low_interval[1]:g}; {BOUNDS_HELPER_LEVELS[1]:.0%} percentile ≈ {sug.high_quantile:g}, "
                 f"95% interval {sug.high_interval[0]:g} to {sug.high_interval[1]:g}; over {sug.wide_lower:g} to "
                 f"{sug.wide_upper:g}). {spent_text}; ε {sug.remaining:.3g} of {sug.total:.3g} left on "
-                f"{sug.dataset_id}."))
-            if sug.uncertain:
-                st.warning("These percentiles are very uncertain (a 95% interval covers more than half of the wide "
-                           "range): the table has too few rows for this ε. Do not rely on the suggestion; declare "
-                           "bounds you know, or spend a larger ε.")
-            if st.button(f"Use these bounds for {md_escape(sug.column)}", key="up_dp_use"):
+                f"{sug.dataset_id}.{crossed}")
+            if sug.uncertain:        # shown as a warning, and using it takes a deliberate "anyway"
+                st.warning(message + " These percentiles are very uncertain (a 95% interval covers more than "
+                           "half of the wide range): the table has too few rows for this ε. Do not rely on the "
+                           "suggestion; declare bounds you know, or spend a larger ε.")
+            else:
+                st.success(message)
+            use = f"Use these bounds for {md_escape(sug.column)}" + (" anyway" if sug.uncertain else "")
+            if st.button(use, key="up_dp_use"):
                 st.session_state["up_base"] = apply_bounds(edited, sug)
                 st.session_state["up_gen"] = int(st.session_state.get("up_gen", 0)) + 1
                 st.session_state["up_applied"] = sorted(applied | {sug.column})
