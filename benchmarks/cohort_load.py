@@ -154,6 +154,10 @@ def median(rs: list[dict], key: str) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def _ratio(ours: float | None, plain: float | None) -> float | None:
+    return ours / plain if ours and plain else None
+
+
 def _f(x: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if x is None else fmt.format(x)
 
@@ -205,15 +209,11 @@ def main(argv=None) -> int:
                 ours = row["ours"]
                 plain = [w for w, _ in READERS[fmt] if w != "ours"]
                 ready = None if ours["load_s"] is None else ours["load_s"] + (ours["prepare_s"] or 0.0)
-                ratios = {w: (ours["load_s"] / row[w]["load_s"]) if ours["load_s"] and row[w]["load_s"] else None
-                          for w in plain}
-                ready_ratios = {w: (ready / row[w]["load_s"]) if ready and row[w]["load_s"] else None
-                                for w in plain}
                 ours_cpu = None if ours["cpu_s"] is None else ours["cpu_s"] - (ours["prepare_cpu_s"] or 0.0)
-                cpu_ratios = {w: (ours_cpu / row[w]["cpu_s"]) if ours_cpu and row[w]["cpu_s"] else None
-                              for w in plain}
-                ready_cpu_ratios = {w: (ours["cpu_s"] / row[w]["cpu_s"]) if ours["cpu_s"] and row[w]["cpu_s"]
-                                    else None for w in plain}
+                ratios = {w: _ratio(ours["load_s"], row[w]["load_s"]) for w in plain}
+                ready_ratios = {w: _ratio(ready, row[w]["load_s"]) for w in plain}
+                cpu_ratios = {w: _ratio(ours_cpu, row[w]["cpu_s"]) for w in plain}
+                ready_cpu_ratios = {w: _ratio(ours["cpu_s"], row[w]["cpu_s"]) for w in plain}
                 for which, label in READERS[fmt]:
                     r = row[which]
                     if which in errors:

@@ -30,9 +30,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _url(port: int) -> str:
+    return f"postgresql+psycopg://dp@127.0.0.1:{port}/postgres"
+
+
 def unused_url() -> str:
     """A PostgreSQL URL on a local port nobody listens on (a server that is down)."""
-    return f"postgresql+psycopg://dp@127.0.0.1:{_free_port()}/postgres"
+    return _url(_free_port())
 
 
 class PostgresServer:
@@ -61,7 +65,7 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://dp@127.0.0.1:{self.port}/postgres"
+        return _url(self.port)
 
     def stop(self) -> None:
         try:
